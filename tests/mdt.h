@@ -1,0 +1,37 @@
+/*
+ * mdt: the small shared kit of the memdesc test programs.
+ *
+ * - A seeded PRNG (splitmix64 to seed, xoshiro256** to draw) so that a random run is
+ *   replayed exactly: every program prints its seed, and MDT_SEED=<n> replays it.
+ * - Operation counts scaled by MDT_SCALE (percent, default 100). Sanitizer builds
+ *   default to a smaller scale, because they run 3-15x slower and CI has a time budget;
+ *   the plain build always runs the full counts the issues ask for.
+ * - mdt_run(): runs a Check suite and turns its result into an exit code.
+ */
+#ifndef MDT_H
+#define MDT_H
+
+#include <check.h>
+#include <stdint.h>
+#include <stddef.h>
+
+struct mdt_rng {
+	uint64_t s[4];
+};
+
+/* The seed of this run: MDT_SEED if set, else the caller's fixed default. Printed once. */
+uint64_t mdt_seed(uint64_t fallback);
+void mdt_rng_init(struct mdt_rng *r, uint64_t seed);
+uint64_t mdt_rng_next(struct mdt_rng *r);
+/* Uniform in [0, bound); bound > 0. */
+uint64_t mdt_rng_below(struct mdt_rng *r, uint64_t bound);
+
+/* n scaled by MDT_SCALE percent (default 100, 10 in sanitizer builds); at least 1. */
+size_t mdt_scaled(size_t n);
+/* The scale in percent that mdt_scaled() applies. */
+unsigned mdt_scale_percent(void);
+
+/* Run a suite (taking ownership), print Check's summary, return 0 if all passed. */
+int mdt_run(Suite *s);
+
+#endif /* MDT_H */
