@@ -61,10 +61,10 @@ typedef void vmem_release_t(vmem_t *source, uintptr_t addr, size_t size);
  *	  and the span must not wrap past UINTPTR_MAX.
  * @quantum: unit of allocation, a power of two.
  * @import: how to import a span from @source when the arena runs out, or NULL.
- * @release: how to give a wholly free imported span back to @source, or NULL to keep
- *	  imported spans until vmem_destroy().
- * @source: the arena imported from; NULL exactly when @import is NULL. Its quantum must
- *	  be a multiple of @quantum.
+ * @release: how to give a wholly free imported span back to @source; set exactly when
+ *	  @import is.
+ * @source: the arena imported from; set exactly when @import is. Its quantum must be a
+ *	  multiple of @quantum.
  * @qcache_max: sizes up to this (a multiple of @quantum, at most
  *	  VMEM_QCACHE_MAX_QUANTA quanta) are served by vmem_alloc() from per-size caches;
  *	  0 for none.
