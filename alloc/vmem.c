@@ -153,7 +153,8 @@
  *    stderr, -EINVAL from vmem_free_checked(), nothing changed.
  *  - Hash growth refused by the OS: skipped silently.
  *  - Broken invariants: vmem_check() prints them; MEMDESC_DEBUG builds run it after
- *    every mutating operation and abort on the first failure.
+ *    every mutating operation (amortised on arenas of more than VMEM_DEBUG_AMORTIZE
+ *    tags, see vmem__debug_check()) and abort on the first failure.
  *
  * 14. Complexity
  *
@@ -1197,11 +1198,22 @@ size_t vmem_size(vmem_t *vm, int typemask)
 /**
  * vmem__debug_check() - in MEMDESC_DEBUG builds, vmem_check() and abort on failure.
  *
+ * Runs after every mutating operation while the arena has fewer than
+ * VMEM_DEBUG_AMORTIZE tags; on bigger arenas after every (tags / VMEM_DEBUG_AMORTIZE +
+ * 1)-th operation, so that a debug build costs O(VMEM_DEBUG_AMORTIZE) per operation
+ * instead of O(tags) and large tests stay linear.
+ *
  * Context: no lock of @vm held.
  */
 void vmem__debug_check(vmem_t *vm)
 {
 #ifdef MEMDESC_DEBUG
+	unsigned long ops = atomic_fetch_add(&vm->vm_debug_ops, 1);
+	size_t tags = vm->vm_nalloc + vm->vm_nfree + vm->vm_nspans;	/* racy read: a hint */
+	size_t every = tags / VMEM_DEBUG_AMORTIZE + 1;
+
+	if (ops % every != 0)
+		return;
 	if (vmem_check(vm) != 0) {
 		vmem__report("vmem: arena '%s' failed its check after an operation", vm->vm_name);
 		abort();

@@ -38,6 +38,8 @@
 #define VMEM_QCACHE_DEPTH	32
 /* Buckets of the hash table embedded in every arena, before the first growth. */
 #define VMEM_HASH0_BUCKETS	16
+/* MEMDESC_DEBUG: arenas with more tags are checked every (tags / this + 1) operations. */
+#define VMEM_DEBUG_AMORTIZE	1024
 /* Smallest table mapped from the OS (one page of bucket pointers). */
 #define VMEM_HASH_MIN_MAPPED	512
 
@@ -84,8 +86,9 @@ struct vmem {
 	size_t vm_qcache_max;		/* largest quantum-cached size, 0 for none; constant */
 	unsigned vm_nqcache;		/* vm_qcache_max / vm_quantum; constant */
 	atomic_uint vm_nimporters;	/* arenas whose source this is (atomic) */
-	atomic_size_t vm_qcache_bytes;	/* bytes held in quantum caches (atomic; changed
-					 * under the cache's lock) */
+	atomic_size_t vm_qcache_bytes;	/* bytes held in quantum caches (atomic; grows
+					 * only under vm_lock) */
+	atomic_ulong vm_debug_ops;	/* MEMDESC_DEBUG: operations, for vmem__debug_check */
 	pthread_mutex_t vm_lock;	/* the arena lock */
 	vmem_seg_t vm_seg0;		/* sentinel of the address list */
 	vmem_seg_t vm_span0;		/* sentinel of the span list (vs_knext/vs_kprev) */
