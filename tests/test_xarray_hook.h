@@ -1,0 +1,60 @@
+/*
+ * test_xarray_hook.h: a counting node hook for the XArray tests, with an allocation
+ * budget to make the hook fail on demand.
+ */
+#ifndef TEST_XARRAY_HOOK_H
+#define TEST_XARRAY_HOOK_H
+
+#include "xarray.h"
+
+#include <stdlib.h>
+
+struct xat_hook {
+	struct xa_node_ops ops;
+	long allocs;	/* nodes handed out */
+	long frees;	/* nodes given back (from call_rcu callbacks: atomic) */
+	long budget;	/* allocations still allowed; negative: unlimited */
+};
+
+static void *xat_hook_alloc(void *priv)
+{
+	struct xat_hook *h = priv;
+	size_t size = (xa_node_size() + XA_NODE_ALIGN - 1) & ~(size_t)(XA_NODE_ALIGN - 1);
+
+	if (__atomic_load_n(&h->budget, __ATOMIC_RELAXED) == 0)
+		return NULL;
+	if (__atomic_load_n(&h->budget, __ATOMIC_RELAXED) > 0)
+		__atomic_fetch_sub(&h->budget, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&h->allocs, 1, __ATOMIC_RELAXED);
+	return aligned_alloc(XA_NODE_ALIGN, size);
+}
+
+static void xat_hook_free(void *priv, void *node)
+{
+	struct xat_hook *h = priv;
+
+	__atomic_fetch_add(&h->frees, 1, __ATOMIC_RELAXED);
+	free(node);
+}
+
+static inline void xat_hook_init(struct xat_hook *h)
+{
+	h->ops.alloc = xat_hook_alloc;
+	h->ops.free = xat_hook_free;
+	h->ops.priv = h;
+	h->allocs = 0;
+	h->frees = 0;
+	h->budget = -1;
+}
+
+static inline long xat_hook_allocs(struct xat_hook *h)
+{
+	return __atomic_load_n(&h->allocs, __ATOMIC_RELAXED);
+}
+
+static inline long xat_hook_frees(struct xat_hook *h)
+{
+	return __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
+}
+
+#endif /* TEST_XARRAY_HOOK_H */
