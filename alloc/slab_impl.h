@@ -1,0 +1,122 @@
+/*
+ * slab_impl.h: the structures of the slab allocator, shared by slab.c (the slab layer,
+ * caches) and slab_mag.c (the magazine layer, the depot, per-thread state), and the
+ * internal entry points the memdesc module uses during bootstrap.
+ */
+#ifndef MEMDESC_SLAB_IMPL_H
+#define MEMDESC_SLAB_IMPL_H
+
+#include "slab.h"
+#include "memdesc_impl.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <urcu-bp.h>
+
+/*
+ * struct slab - one slab: a naturally aligned power-of-two run of pages carved into
+ * objects, with a bitmap of allocated objects at the end of the pages. 64 bytes, from
+ * kmem_slab_cache (whose own slabs are described by their first object).
+ */
+struct slab {
+	struct kmem_cache *s_cache;	/* owner */
+	unsigned long s_pfn;		/* first page */
+	uint32_t s_npages;		/* pages (== s_cache->c_slab_pages) */
+	uint32_t s_inuse;		/* objects allocated (bits set), incl. the self-descriptor */
+	uint32_t s_hint;		/* no free bit in bitmap words below this one */
+	uint32_t s_list;		/* KMEM_LIST_* the slab is on (under c_lock) */
+	struct slab *s_next;		/* list links (under c_lock) */
+	struct slab *s_prev;
+	struct rcu_head s_rcu;		/* deferred free of type-stable slabs */
+} __attribute__((aligned(64)));
+
+enum { KMEM_LIST_PARTIAL, KMEM_LIST_FULL, KMEM_LIST_EMPTY, KMEM_LIST_NONE, KMEM_NR_LISTS = 3 };
+
+/* struct kmem_magazine - M rounds (object pointers); m_rounds of them are loaded. */
+struct kmem_magazine {
+	struct kmem_magazine *m_next;	/* depot list link */
+	uint32_t m_rounds;		/* objects held */
+	uint32_t m_cap;			/* capacity (fixed at allocation) */
+	void *m_obj[];
+};
+
+/* Magazine capacities: magazine caches of 48, 80, 144, 272, 528, 1040, 2064 bytes. */
+#define KMEM_NR_MAGTYPES 7
+extern const uint32_t kmem_mag_caps[KMEM_NR_MAGTYPES];
+
+struct kmem_cache {
+	char c_name[32];		/* for messages */
+	size_t c_size;			/* object size asked for */
+	size_t c_stride;		/* distance between objects (size rounded to align) */
+	size_t c_align;			/* object alignment */
+	unsigned int c_flags;		/* KMC_* */
+	int c_id;			/* slot in the per-thread magazine tables; -1: none */
+	bool c_self_desc;		/* kmem_slab_cache: object 0 of a slab describes it */
+	bool c_static;			/* lives in the boot area (not in kmem_cache_cache) */
+	uint32_t c_slab_pages;		/* pages per slab (a power of two) */
+	uint32_t c_nobj;		/* objects per slab */
+	uint32_t c_bitmap_off;		/* byte offset of the bitmap in the slab */
+	uint32_t c_bitmap_words;	/* 64-bit words of bitmap */
+	uint64_t c_recip;		/* 2^64 / c_stride + 1: offset -> index without a division */
+
+	/* Slab layer, under c_lock. */
+	pthread_mutex_t c_lock;
+	struct slab *c_lists[KMEM_NR_LISTS];	/* partial, full, empty (doubly linked) */
+	size_t c_nr[KMEM_NR_LISTS];	/* slabs on each list */
+	size_t c_empty_min;		/* fewest empty slabs since the last reap */
+	size_t c_inuse;			/* objects allocated from slabs (incl. magazines) */
+
+	/* Depot, under c_depot_lock. */
+	pthread_mutex_t c_depot_lock;
+	struct kmem_magazine *c_full;	/* full magazines */
+	struct kmem_magazine *c_empty;	/* empty magazines */
+	size_t c_nr_full, c_nr_empty;
+	size_t c_full_min, c_mempty_min; /* depot working-set minima since the last reap */
+	size_t c_depot_objs;		/* rounds in c_full */
+	atomic_uint c_magtype;		/* index in kmem_mag_caps of new magazines */
+	atomic_size_t c_contention;	/* depot trylock failures */
+	size_t c_contention_seen;	/* c_contention at the last resize (depot lock) */
+
+	struct kmem_cache *c_next;	/* kmem_caches list (kmem_list_lock) */
+};
+
+/* Internal caches, in the boot area (slab.c). */
+extern struct kmem_cache *kmem_slab_cache;
+extern struct kmem_cache *kmem_mag_cache[KMEM_NR_MAGTYPES];
+extern struct kmem_cache *kmem_tls_cache;
+extern atomic_long kmem_nr_slabs;
+
+/* Set up a cache structure (no allocation). 0 / -EINVAL. */
+int kmem__cache_setup(struct kmem_cache *c, const char *name, size_t size, size_t align,
+		      unsigned int flags);
+/* The static caches; called once by memdesc_init(). 0 / -ENOMEM. */
+int kmem__boot(void);
+/* Create a cache whose struct lives in the boot area (internal caches). */
+struct kmem_cache *kmem__cache_create_static(const char *name, size_t size, size_t align,
+					     unsigned int flags);
+
+/* Slab layer (slab.c). */
+unsigned int kmem__slab_alloc_batch(struct kmem_cache *c, void **objs, unsigned int n);
+/* Free objects into their slabs. Objects must have been validated. */
+void kmem__slab_free_batch(struct kmem_cache *c, void **objs, unsigned int n);
+/* Validate a pointer for kmem_cache_free(): 0, or -EINVAL reported by @fn. */
+int kmem__validate(struct kmem_cache *c, const void *obj, const char *fn, struct slab **slabp);
+
+/* Magazine layer (slab_mag.c). */
+void *kmem__mag_alloc(struct kmem_cache *c);
+void kmem__mag_free(struct kmem_cache *c, void *obj);
+void kmem__depot_reap(struct kmem_cache *c);
+/* Return every magazine of the cache: all threads' (destroy; nobody uses it) and depot. */
+void kmem__mag_purge_all_threads(struct kmem_cache *c);
+void kmem__depot_drain(struct kmem_cache *c);
+void kmem__thread_exit(void);
+size_t kmem__tls_size(void);
+int kmem__depot_verify(struct kmem_cache *c);
+int kmem__cache_id_get(struct kmem_cache *c);
+void kmem__cache_id_put(struct kmem_cache *c);
+
+/* Per-thread nesting depth of slab-layer growth (bounds the recursion). */
+extern __thread unsigned int kmem__nesting;
+
+#endif /* MEMDESC_SLAB_IMPL_H */

@@ -1,0 +1,578 @@
+/*
+ * slab_mag.c: the magazine layer (Bonwick and Adams, "Magazines and Vmem", USENIX 2001,
+ * section 3), per thread instead of per CPU.
+ *
+ * 1. Magazines
+ *    A magazine is an array of M object pointers (rounds). Each thread has, per cache,
+ *    a loaded and a previous magazine (struct kmem_cpu, in the thread's struct
+ *    kmem_tls, one slot per cache id). Allocation pops from the loaded magazine, free
+ *    pushes onto it: no lock, no atomic operation (kmem_cache_free first validates the
+ *    pointer through pfn_to_memdesc(), an RCU read of the page map). When the loaded
+ *    magazine is empty (alloc) or full (free) and the previous one can serve, they are
+ *    exchanged; this bounds depot traffic to once per M operations even when a thread
+ *    alternates around a magazine boundary.
+ *
+ * 2. The depot
+ *    Per cache, under c_depot_lock: a list of full magazines and a list of empty ones.
+ *    alloc: previous (empty) -> depot empty list, loaded -> previous, a full magazine
+ *    from the depot -> loaded. free: previous (full) -> depot full list, loaded ->
+ *    previous, an empty magazine (from the depot, or newly allocated) -> loaded. When
+ *    the depot has no full magazine, an empty magazine is filled with half its capacity
+ *    from the slab layer in one locked step.
+ *
+ * 3. Magazine size grows under contention
+ *    The depot lock is taken with pthread_mutex_trylock first; a failure counts as
+ *    contention (c_contention). Every KMEM_CONTENTION_STEP failures the cache's
+ *    magazine type grows one step (4, 8, ... 256 rounds), so a contended cache visits
+ *    its depot less often. Magazines of the old size stay in use: each magazine knows
+ *    its capacity.
+ *
+ * 4. Magazines come from slab caches of magazines, which have no magazine layer (a
+ *    magazine cache's objects never need a magazine). The allocation path allocates a
+ *    magazine only when it is not nested in slab growth (kmem__nesting == 0); a free
+ *    that cannot get an empty magazine frees to the slab layer. Both keep the recursion
+ *    bounded (boot.c section 3).
+ *
+ * 5. Threads
+ *    A thread's struct kmem_tls comes from kmem_tls_cache on its first magazine
+ *    operation and is on kmem_tls_list. At thread exit (pthread key destructor, boot.c)
+ *    its magazines go to the depots and the struct is freed; later calls from that
+ *    thread bypass magazines. kmem_cache_destroy() reaches into every thread's slot of
+ *    the cache, under kmem_tls_lock: its contract is that nobody uses the cache then.
+ *
+ * 6. Working set
+ *    The depot remembers the fewest full and empty magazines it held since the last
+ *    reap; kmem_cache_reap() frees that many (they were not needed), Bonwick's
+ *    working-set algorithm.
+ */
+#include "slab_impl.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define KMEM_CONTENTION_STEP 16
+
+const uint32_t kmem_mag_caps[KMEM_NR_MAGTYPES] = { 4, 8, 16, 32, 64, 128, 256 };
+struct kmem_cache *kmem_mag_cache[KMEM_NR_MAGTYPES];
+struct kmem_cache *kmem_tls_cache;
+
+struct kmem_cpu {
+	struct kmem_magazine *loaded;	/* pops and pushes go here */
+	struct kmem_magazine *prev;	/* full or empty (or partly: after a fill) */
+};
+
+struct kmem_tls {
+	struct kmem_tls *t_next, *t_prev;	/* kmem_tls_list (kmem_tls_lock) */
+	struct kmem_cpu t_cpu[KMEM_MAX_CACHES];
+};
+
+__thread unsigned int kmem__nesting;
+static __thread struct kmem_tls *kmem_tls __attribute__((tls_model("initial-exec")));
+static __thread bool kmem_tls_busy;	/* creating it, or the thread has exited */
+
+static pthread_mutex_t kmem_tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kmem_tls *kmem_tls_list;
+static struct kmem_cache *kmem_cache_by_id[KMEM_MAX_CACHES];
+
+void md__thread_register(void);
+
+size_t kmem__tls_size(void)
+{
+	return sizeof(struct kmem_tls);
+}
+
+/* ---- cache ids ---------------------------------------------------------------- */
+
+int kmem__cache_id_get(struct kmem_cache *c)
+{
+	int rc = -EMFILE;
+
+	pthread_mutex_lock(&kmem_tls_lock);
+	for (int i = 0; i < KMEM_MAX_CACHES; i++) {
+		if (!kmem_cache_by_id[i]) {
+			kmem_cache_by_id[i] = c;
+			c->c_id = i;
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&kmem_tls_lock);
+	return rc;
+}
+
+void kmem__cache_id_put(struct kmem_cache *c)
+{
+	pthread_mutex_lock(&kmem_tls_lock);
+	kmem_cache_by_id[c->c_id] = NULL;
+	pthread_mutex_unlock(&kmem_tls_lock);
+	c->c_id = -1;
+}
+
+/* ---- magazines ---------------------------------------------------------------- */
+
+static struct kmem_cache *kmem_mag_cache_of(const struct kmem_magazine *m)
+{
+	for (int i = 0; i < KMEM_NR_MAGTYPES; i++)
+		if (kmem_mag_caps[i] == m->m_cap)
+			return kmem_mag_cache[i];
+	md__panic("kmem: magazine %p has capacity %u", (const void *)m, m->m_cap);
+}
+
+static struct kmem_magazine *kmem_mag_new(struct kmem_cache *c)
+{
+	unsigned int t = atomic_load_explicit(&c->c_magtype, memory_order_relaxed);
+	struct kmem_magazine *m = kmem_cache_alloc(kmem_mag_cache[t]);
+
+	if (m) {
+		m->m_next = NULL;
+		m->m_rounds = 0;
+		m->m_cap = kmem_mag_caps[t];
+	}
+	return m;
+}
+
+static void kmem_mag_delete(struct kmem_magazine *m)
+{
+	kmem_cache_free(kmem_mag_cache_of(m), m);
+}
+
+/* Empty a magazine into the slab layer and free it. */
+static void kmem_mag_destroy(struct kmem_cache *c, struct kmem_magazine *m)
+{
+	if (m->m_rounds)
+		kmem__slab_free_batch(c, m->m_obj, m->m_rounds);
+	m->m_rounds = 0;
+	kmem_mag_delete(m);
+}
+
+/* ---- the depot ---------------------------------------------------------------- */
+
+static void kmem_depot_lock(struct kmem_cache *c)
+{
+	if (pthread_mutex_trylock(&c->c_depot_lock) == 0)
+		return;
+	atomic_fetch_add_explicit(&c->c_contention, 1, memory_order_relaxed);
+	pthread_mutex_lock(&c->c_depot_lock);
+	{
+		size_t seen = atomic_load_explicit(&c->c_contention, memory_order_relaxed);
+		unsigned int t = atomic_load_explicit(&c->c_magtype, memory_order_relaxed);
+
+		if (seen - c->c_contention_seen >= KMEM_CONTENTION_STEP) {
+			c->c_contention_seen = seen;
+			if (t + 1 < KMEM_NR_MAGTYPES)
+				atomic_store_explicit(&c->c_magtype, t + 1, memory_order_relaxed);
+		}
+	}
+}
+
+static void kmem_depot_put_locked(struct kmem_cache *c, struct kmem_magazine *m)
+{
+	if (m->m_rounds) {
+		m->m_next = c->c_full;
+		c->c_full = m;
+		c->c_nr_full++;
+		c->c_depot_objs += m->m_rounds;
+	} else {
+		m->m_next = c->c_empty;
+		c->c_empty = m;
+		c->c_nr_empty++;
+	}
+}
+
+static struct kmem_magazine *kmem_depot_get_full_locked(struct kmem_cache *c)
+{
+	struct kmem_magazine *m = c->c_full;
+
+	if (m) {
+		c->c_full = m->m_next;
+		c->c_nr_full--;
+		c->c_depot_objs -= m->m_rounds;
+		if (c->c_nr_full < c->c_full_min)
+			c->c_full_min = c->c_nr_full;
+		m->m_next = NULL;
+	}
+	return m;
+}
+
+static struct kmem_magazine *kmem_depot_get_empty_locked(struct kmem_cache *c)
+{
+	struct kmem_magazine *m = c->c_empty;
+
+	if (m) {
+		c->c_empty = m->m_next;
+		c->c_nr_empty--;
+		if (c->c_nr_empty < c->c_mempty_min)
+			c->c_mempty_min = c->c_nr_empty;
+		m->m_next = NULL;
+	}
+	return m;
+}
+
+static void kmem_depot_put(struct kmem_cache *c, struct kmem_magazine *m)
+{
+	kmem_depot_lock(c);
+	kmem_depot_put_locked(c, m);
+	pthread_mutex_unlock(&c->c_depot_lock);
+}
+
+void kmem__depot_reap(struct kmem_cache *c)
+{
+	struct kmem_magazine *list = NULL;
+	size_t nf, ne;
+
+	kmem_depot_lock(c);
+	nf = c->c_full_min;
+	ne = c->c_mempty_min;
+	while (nf-- && c->c_full) {
+		struct kmem_magazine *m = kmem_depot_get_full_locked(c);
+
+		m->m_next = list;
+		list = m;
+	}
+	while (ne-- && c->c_empty) {
+		struct kmem_magazine *m = kmem_depot_get_empty_locked(c);
+
+		m->m_next = list;
+		list = m;
+	}
+	c->c_full_min = c->c_nr_full;
+	c->c_mempty_min = c->c_nr_empty;
+	pthread_mutex_unlock(&c->c_depot_lock);
+	while (list) {
+		struct kmem_magazine *next = list->m_next;
+
+		kmem_mag_destroy(c, list);
+		list = next;
+	}
+}
+
+void kmem__depot_drain(struct kmem_cache *c)
+{
+	struct kmem_magazine *list = NULL;
+
+	if (c->c_flags & KMC_NOMAGAZINE)
+		return;
+	kmem_depot_lock(c);
+	while (c->c_full || c->c_empty) {
+		struct kmem_magazine *m = c->c_full ? kmem_depot_get_full_locked(c)
+						    : kmem_depot_get_empty_locked(c);
+
+		m->m_next = list;
+		list = m;
+	}
+	c->c_full_min = c->c_mempty_min = 0;
+	pthread_mutex_unlock(&c->c_depot_lock);
+	while (list) {
+		struct kmem_magazine *next = list->m_next;
+
+		kmem_mag_destroy(c, list);
+		list = next;
+	}
+}
+
+int kmem__depot_verify(struct kmem_cache *c)
+{
+	size_t nf = 0, ne = 0, objs = 0;
+	int bad = 0;
+
+	pthread_mutex_lock(&c->c_depot_lock);
+	for (struct kmem_magazine *m = c->c_full; m; m = m->m_next) {
+		nf++;
+		objs += m->m_rounds;
+		if (m->m_rounds == 0 || m->m_rounds > m->m_cap)
+			bad = 1;
+		for (uint32_t i = 0; i < m->m_rounds && !bad; i++)
+			if (kmem__validate(c, m->m_obj[i], "kmem_cache_verify (depot)", NULL))
+				bad = 1;
+	}
+	for (struct kmem_magazine *m = c->c_empty; m; m = m->m_next) {
+		ne++;
+		if (m->m_rounds)
+			bad = 1;
+	}
+	if (nf != c->c_nr_full || ne != c->c_nr_empty || objs != c->c_depot_objs)
+		bad = 1;
+	if (bad)
+		md__report("kmem_cache_verify: %s: depot inconsistent (%zu/%zu full, %zu/%zu "
+			   "empty, %zu/%zu objects)", c->c_name, nf, c->c_nr_full, ne,
+			   c->c_nr_empty, objs, c->c_depot_objs);
+	pthread_mutex_unlock(&c->c_depot_lock);
+	return bad ? -EINVAL : 0;
+}
+
+/* ---- per-thread state --------------------------------------------------------- */
+
+static struct kmem_tls *kmem_tls_get(void)
+{
+	struct kmem_tls *t = kmem_tls;
+
+	if (likely(t))
+		return t;
+	if (kmem_tls_busy || kmem__nesting)
+		return NULL;
+	kmem_tls_busy = true;
+	t = kmem_cache_alloc(kmem_tls_cache);
+	if (t) {
+		memset(t, 0, sizeof(*t));
+		pthread_mutex_lock(&kmem_tls_lock);
+		t->t_next = kmem_tls_list;
+		if (kmem_tls_list)
+			kmem_tls_list->t_prev = t;
+		kmem_tls_list = t;
+		pthread_mutex_unlock(&kmem_tls_lock);
+		md__thread_register();
+		kmem_tls = t;
+		kmem_tls_busy = false;
+	} else {
+		kmem_tls_busy = false;
+	}
+	return t;
+}
+
+/* Return one slot's magazines to the depot; kmem_tls_lock held. */
+static void kmem_cpu_flush(struct kmem_cache *c, struct kmem_cpu *cpu)
+{
+	struct kmem_magazine *m[2] = { cpu->loaded, cpu->prev };
+
+	cpu->loaded = cpu->prev = NULL;
+	for (int i = 0; i < 2; i++)
+		if (m[i])
+			kmem_depot_put(c, m[i]);
+}
+
+static void kmem_tls_flush_locked(struct kmem_tls *t)
+{
+	for (int id = 0; id < KMEM_MAX_CACHES; id++) {
+		struct kmem_cpu *cpu = &t->t_cpu[id];
+
+		if (!cpu->loaded && !cpu->prev)
+			continue;
+		if (!kmem_cache_by_id[id])
+			md__panic("kmem: thread holds magazines of a destroyed cache (slot %d)", id);
+		kmem_cpu_flush(kmem_cache_by_id[id], cpu);
+	}
+}
+
+void kmem_thread_flush(void)
+{
+	struct kmem_tls *t = kmem_tls;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&kmem_tls_lock);
+	kmem_tls_flush_locked(t);
+	pthread_mutex_unlock(&kmem_tls_lock);
+}
+
+void kmem__thread_exit(void)
+{
+	struct kmem_tls *t = kmem_tls;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&kmem_tls_lock);
+	kmem_tls_flush_locked(t);
+	if (t->t_prev)
+		t->t_prev->t_next = t->t_next;
+	else
+		kmem_tls_list = t->t_next;
+	if (t->t_next)
+		t->t_next->t_prev = t->t_prev;
+	pthread_mutex_unlock(&kmem_tls_lock);
+	kmem_tls = NULL;
+	kmem_tls_busy = true;	/* from now on this thread bypasses magazines */
+	kmem_cache_free(kmem_tls_cache, t);
+}
+
+void kmem__mag_purge_all_threads(struct kmem_cache *c)
+{
+	pthread_mutex_lock(&kmem_tls_lock);
+	for (struct kmem_tls *t = kmem_tls_list; t; t = t->t_next)
+		kmem_cpu_flush(c, &t->t_cpu[c->c_id]);
+	pthread_mutex_unlock(&kmem_tls_lock);
+}
+
+/* ---- the slow paths ----------------------------------------------------------- */
+
+static void *kmem_slab_alloc_one(struct kmem_cache *c)
+{
+	void *obj;
+
+	if (kmem__slab_alloc_batch(c, &obj, 1) == 1)
+		return obj;
+	errno = ENOMEM;
+	return NULL;
+}
+
+void *kmem__mag_alloc(struct kmem_cache *c)
+{
+	struct kmem_tls *t = kmem_tls_get();
+	struct kmem_cpu *cpu;
+	struct kmem_magazine *m, *full;
+	unsigned int n;
+
+	if (!t)
+		return kmem_slab_alloc_one(c);
+	cpu = &t->t_cpu[c->c_id];
+	if (cpu->loaded && cpu->loaded->m_rounds)
+		return cpu->loaded->m_obj[--cpu->loaded->m_rounds];
+	if (cpu->prev && cpu->prev->m_rounds) {
+		m = cpu->prev;
+		cpu->prev = cpu->loaded;
+		cpu->loaded = m;
+		return m->m_obj[--m->m_rounds];
+	}
+	/* Both empty (or absent): a full magazine from the depot. */
+	kmem_depot_lock(c);
+	full = kmem_depot_get_full_locked(c);
+	if (full) {
+		struct kmem_magazine *old = cpu->prev;
+
+		cpu->prev = cpu->loaded;
+		cpu->loaded = full;
+		if (old)
+			kmem_depot_put_locked(c, old);
+		pthread_mutex_unlock(&c->c_depot_lock);
+		return full->m_obj[--full->m_rounds];
+	}
+	pthread_mutex_unlock(&c->c_depot_lock);
+	/* None: fill an empty magazine from the slab layer. */
+	m = cpu->loaded;
+	if (!m && !kmem__nesting) {
+		m = kmem_mag_new(c);
+		cpu->loaded = m;
+	}
+	if (!m)
+		return kmem_slab_alloc_one(c);
+	n = kmem__slab_alloc_batch(c, m->m_obj, m->m_cap / 2 ? m->m_cap / 2 : 1);
+	if (!n) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	m->m_rounds = n;
+	return m->m_obj[--m->m_rounds];
+}
+
+void kmem__mag_free(struct kmem_cache *c, void *obj)
+{
+	struct kmem_tls *t = kmem_tls_get();
+	struct kmem_cpu *cpu;
+	struct kmem_magazine *m, *empty;
+
+	if (!t) {
+		kmem__slab_free_batch(c, &obj, 1);
+		return;
+	}
+	cpu = &t->t_cpu[c->c_id];
+	if (cpu->loaded && cpu->loaded->m_rounds < cpu->loaded->m_cap) {
+		cpu->loaded->m_obj[cpu->loaded->m_rounds++] = obj;
+		return;
+	}
+	if (cpu->prev && cpu->prev->m_rounds == 0) {
+		m = cpu->prev;
+		cpu->prev = cpu->loaded;
+		cpu->loaded = m;
+		m->m_obj[m->m_rounds++] = obj;
+		return;
+	}
+	/* Loaded full (or absent), previous full (or absent): an empty from the depot. */
+	kmem_depot_lock(c);
+	empty = kmem_depot_get_empty_locked(c);
+	pthread_mutex_unlock(&c->c_depot_lock);
+	if (!empty && !kmem__nesting)
+		empty = kmem_mag_new(c);
+	if (!empty) {
+		kmem__slab_free_batch(c, &obj, 1);
+		return;
+	}
+	if (cpu->loaded) {
+		if (cpu->prev)
+			kmem_depot_put(c, cpu->prev);
+		cpu->prev = cpu->loaded;
+	}
+	cpu->loaded = empty;
+	empty->m_obj[empty->m_rounds++] = obj;
+}
+
+/* ---- the API ------------------------------------------------------------------ */
+
+#ifdef MEMDESC_DEBUG
+/* Debug builds: a double free whose first free sits in this thread's magazines. */
+static bool kmem_in_magazines(struct kmem_cache *c, const void *obj)
+{
+	struct kmem_tls *t = kmem_tls;
+
+	if (c->c_id < 0 || !t)
+		return false;
+	for (int k = 0; k < 2; k++) {
+		struct kmem_magazine *m = k ? t->t_cpu[c->c_id].prev : t->t_cpu[c->c_id].loaded;
+
+		for (uint32_t i = 0; m && i < m->m_rounds; i++) {
+			if (m->m_obj[i] == obj) {
+				md__report("kmem_cache_free: double free of %p (cache %s, object "
+					   "size %zu): the object is in a magazine", obj, c->c_name,
+					   c->c_size);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+#endif
+
+void *kmem_cache_alloc(struct kmem_cache *c)
+{
+	struct kmem_tls *t;
+
+	if (unlikely(!c)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (likely(c->c_id >= 0)) {
+		t = kmem_tls;
+		if (likely(t)) {
+			struct kmem_magazine *m = t->t_cpu[c->c_id].loaded;
+
+			if (likely(m && m->m_rounds))
+				return m->m_obj[--m->m_rounds];
+		}
+		return kmem__mag_alloc(c);
+	}
+	return kmem_slab_alloc_one(c);
+}
+
+int kmem_cache_free_checked(struct kmem_cache *c, void *obj)
+{
+	struct kmem_tls *t;
+
+	if (unlikely(!c || !obj)) {
+		md__report("kmem_cache_free: cache %p, object %p", (void *)c, obj);
+		return -EINVAL;
+	}
+	if (kmem__validate(c, obj, "kmem_cache_free", NULL))
+		return -EINVAL;
+#ifdef MEMDESC_DEBUG
+	if (kmem_in_magazines(c, obj))
+		return -EINVAL;
+#endif
+	if (likely(c->c_id >= 0)) {
+		t = kmem_tls;
+		if (likely(t)) {
+			struct kmem_magazine *m = t->t_cpu[c->c_id].loaded;
+
+			if (likely(m && m->m_rounds < m->m_cap)) {
+				m->m_obj[m->m_rounds++] = obj;
+				return 0;
+			}
+		}
+		kmem__mag_free(c, obj);
+		return 0;
+	}
+	kmem__slab_free_batch(c, &obj, 1);
+	return 0;
+}
+
+void kmem_cache_free(struct kmem_cache *c, void *obj)
+{
+	kmem_cache_free_checked(c, obj);
+}

@@ -1,0 +1,237 @@
+/*
+ * folio.c: folios, the memdesc of pages handed out as one unit.
+ *
+ * A struct folio (32 bytes) comes from md_folio_cache, a type-stable cache
+ * (KMC_TYPESAFE_BY_RCU): a lock-free pfn_to_memdesc() that races with folio_put()
+ * reads a struct folio, never garbage. Only folios pay for folio set-up: the page
+ * allocator maps the memdesc word and knows nothing of the type.
+ *
+ * folio_alloc(order) asks for 2^order pages aligned to 2^order, so its page-map entry
+ * is one multi-index entry; folio_alloc_pages(n) asks for any n, mapped with at most
+ * 2*log2(n) entries.
+ *
+ * folio_split(f, k) allocates everything first: the 2^(order-k) - 1 new descriptors
+ * (chained through their own f_pfn field while unused, so no array is needed), the
+ * split record of the original range (pages.c), and the page-map nodes (xa_split()).
+ * Only then does it change anything; each store of a new descriptor over an entry of
+ * order k replaces an existing entry and needs no node. On -ENOMEM nothing changed.
+ *
+ * Reference counts are atomics; folio_put() on a folio whose count is already 0 is
+ * reported and does nothing.
+ */
+#include "memdesc_impl.h"
+#include "slab_impl.h"
+#include "xarray.h"
+
+#include <errno.h>
+
+struct kmem_cache *md_folio_cache;
+atomic_long md_nr_folios;
+
+static struct folio *md_folio_new(size_t npages, size_t align)
+{
+	struct folio *f;
+	unsigned long pfn;
+	int rc;
+
+	f = kmem_cache_alloc(md_folio_cache);
+	if (!f)
+		return NULL;
+	rc = pages__get_range(npages, align, &pfn);
+	if (rc) {
+		kmem_cache_free(md_folio_cache, f);
+		errno = -rc;
+		return NULL;
+	}
+	f->f_pfn = pfn;
+	f->f_npages = npages;
+	f->f_flags = 0;
+	f->f_order = (npages & (npages - 1)) == 0 && (pfn & (npages - 1)) == 0
+			     ? (unsigned int)(63 - __builtin_clzl(npages))
+			     : FOLIO_ORDER_NONE;
+	__atomic_store_n(&f->f_refcount, 1, __ATOMIC_RELAXED);
+	/* Published last: a reader that finds the word finds a complete folio. */
+	rc = pages__publish(pfn, npages, memdesc_mk(f, MEMDESC_FOLIO));
+	if (rc) {
+		pages__put_range(pfn, npages);
+		kmem_cache_free(md_folio_cache, f);
+		errno = -rc;
+		return NULL;
+	}
+	atomic_fetch_add_explicit(&md_nr_folios, 1, memory_order_relaxed);
+	return f;
+}
+
+struct folio *folio_alloc(unsigned int order)
+{
+	int rc = md__init_check();
+
+	if (rc) {
+		errno = -rc;
+		return NULL;
+	}
+	if (order > FOLIO_MAX_ORDER) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return md_folio_new((size_t)1 << order, (size_t)1 << order);
+}
+
+struct folio *folio_alloc_pages(size_t npages)
+{
+	int rc = md__init_check();
+
+	if (rc) {
+		errno = -rc;
+		return NULL;
+	}
+	if (npages == 0 || npages > md_phys.nr_pfns) {
+		errno = npages ? ENOMEM : EINVAL;
+		return NULL;
+	}
+	return md_folio_new(npages, 1);
+}
+
+void folio_get(struct folio *f)
+{
+	__atomic_fetch_add(&f->f_refcount, 1, __ATOMIC_RELAXED);
+}
+
+void folio_put(struct folio *f)
+{
+	long ref = __atomic_load_n(&f->f_refcount, __ATOMIC_RELAXED);
+
+	do {
+		if (ref <= 0) {
+			md__report("folio_put: folio %p (pfn %lu, %zu pages) has refcount %ld",
+				   (void *)f, f->f_pfn, f->f_npages, ref);
+			return;
+		}
+	} while (!__atomic_compare_exchange_n(&f->f_refcount, &ref, ref - 1, true,
+					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+	if (ref != 1)
+		return;
+	pages__unpublish(f->f_pfn, f->f_npages);
+	pages__release(f->f_pfn, f->f_npages);
+	atomic_fetch_sub_explicit(&md_nr_folios, 1, memory_order_relaxed);
+	kmem_cache_free(md_folio_cache, f);
+}
+
+struct folio *virt_to_folio(const void *addr)
+{
+	return memdesc_folio(pfn_to_memdesc(virt_to_pfn(addr)));
+}
+
+unsigned long folio_pfn(const struct folio *f)
+{
+	return f->f_pfn;
+}
+
+void *folio_address(const struct folio *f)
+{
+	return pfn_to_virt(f->f_pfn);
+}
+
+size_t folio_nr_pages(const struct folio *f)
+{
+	return f->f_npages;
+}
+
+unsigned int folio_order(const struct folio *f)
+{
+	return f->f_order;
+}
+
+long folio_ref_count(const struct folio *f)
+{
+	return __atomic_load_n(&f->f_refcount, __ATOMIC_RELAXED);
+}
+
+int folio_split(struct folio *f, unsigned int new_order)
+{
+	unsigned int order = f->f_order;
+	size_t nr, piece;
+	struct folio *chain = NULL, *g;
+	int tracked, rc;
+
+	if (order == FOLIO_ORDER_NONE || new_order >= order)
+		return -EINVAL;
+	if (folio_ref_count(f) != 1)
+		return -EBUSY;
+	nr = (size_t)1 << (order - new_order);
+	piece = (size_t)1 << new_order;
+
+	/* 1. Descriptors. */
+	for (size_t i = 1; i < nr; i++) {
+		g = kmem_cache_alloc(md_folio_cache);
+		if (!g)
+			goto nomem;
+		g->f_pfn = (unsigned long)chain;
+		chain = g;
+	}
+	/* 2. The record that lets the pieces be freed one by one. */
+	tracked = pages__split_track(f->f_pfn, f->f_npages);
+	if (tracked < 0)
+		goto nomem;
+	/* 3. Page-map nodes. */
+	rc = xa_split(&md_pagemap, f->f_pfn, new_order);
+	if (rc) {
+		if (tracked)
+			pages__split_untrack(f->f_pfn, f->f_npages);
+		goto nomem;
+	}
+	/* 4. Nothing can fail from here on. */
+	for (size_t i = nr - 1; i >= 1; i--) {
+		void *old;
+
+		g = chain;
+		chain = (struct folio *)g->f_pfn;
+		g->f_pfn = f->f_pfn + i * piece;
+		g->f_npages = piece;
+		g->f_order = new_order;
+		g->f_flags = 0;
+		__atomic_store_n(&g->f_refcount, 1, __ATOMIC_RELAXED);
+		old = xa_store_order(&md_pagemap, g->f_pfn, new_order,
+				     xa_mk_value(memdesc_mk(g, MEMDESC_FOLIO)));
+		if (xa_is_err(old))
+			md__panic("folio_split: storing a split entry failed (%d)", xa_err(old));
+	}
+	f->f_npages = piece;
+	f->f_order = new_order;
+	atomic_fetch_add_explicit(&md_nr_folios, (long)(nr - 1), memory_order_relaxed);
+	return 0;
+
+nomem:
+	while (chain) {
+		g = chain;
+		chain = (struct folio *)g->f_pfn;
+		kmem_cache_free(md_folio_cache, g);
+	}
+	return -ENOMEM;
+}
+
+int md__folio_verify(const struct folio *f, unsigned long index, memdesc_t md)
+{
+	if (index < f->f_pfn || index - f->f_pfn >= f->f_npages || f->f_npages == 0) {
+		md__report("memdesc_verify: pfn %lu maps to folio %p covering pfn %lu + %zu",
+			   index, (const void *)f, f->f_pfn, f->f_npages);
+		return -EINVAL;
+	}
+	if (folio_ref_count(f) <= 0) {
+		md__report("memdesc_verify: mapped folio %p has refcount %ld", (const void *)f,
+			   folio_ref_count(f));
+		return -EINVAL;
+	}
+	if (f->f_order != FOLIO_ORDER_NONE &&
+	    (f->f_npages != ((size_t)1 << f->f_order) || (f->f_pfn & (f->f_npages - 1)))) {
+		md__report("memdesc_verify: folio %p order %u but pfn %lu + %zu", (const void *)f,
+			   f->f_order, f->f_pfn, f->f_npages);
+		return -EINVAL;
+	}
+	if (index == f->f_pfn && !pages__is_allocation(f->f_pfn, f->f_npages, md)) {
+		md__report("memdesc_verify: folio %p: pfn %lu + %zu is not exactly its run",
+			   (const void *)f, f->f_pfn, f->f_npages);
+		return -EINVAL;
+	}
+	return 0;
+}

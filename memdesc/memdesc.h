@@ -1,0 +1,264 @@
+/*
+ * memdesc.h: physical memory, the one-word page entry, the page allocator and folios.
+ *
+ * Every page frame (4 KiB of address space mapped from the OS, numbered densely from one
+ * reserved base: the pfn) is described by ONE word, a memdesc_t: a pointer to a memory
+ * descriptor allocated separately (a struct folio, a struct slab, ...) with the
+ * descriptor's type in the low 4 bits. The words live in an XArray (the "page map"), so
+ * pfn_to_memdesc() is a lock-free radix-tree walk and an aligned 2^k-page allocation is
+ * a single multi-index entry. pages_alloc() takes a memdesc and a number of pages (any
+ * number, from a vmem arena) and maps every one of them to that memdesc.
+ *
+ * The design (bootstrap order, the recursion and why it ends, memory given back to the
+ * OS, the locking) is written at the top of memdesc/boot.c and memdesc/pages.c.
+ *
+ * Conventions: operations return 0 or a negative errno; allocators return NULL and set
+ * errno; caller bugs (a bad or double free) are reported on stderr with the function,
+ * the address and the sizes, and change nothing. Every entry point initialises the
+ * module on first use (memdesc_init()).
+ */
+#ifndef MEMDESC_MEMDESC_H
+#define MEMDESC_MEMDESC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Size of one page frame. */
+#define MEMDESC_PAGE_SHIFT 12
+#define MEMDESC_PAGE_SIZE ((size_t)1 << MEMDESC_PAGE_SHIFT)
+
+/* Pointer to a 16-byte aligned descriptor | enum memdesc_type in the low 4 bits. */
+typedef uintptr_t memdesc_t;
+
+enum memdesc_type {
+	MEMDESC_NONE = 0,	/* free, or not a page of ours */
+	MEMDESC_FOLIO,		/* struct folio: pages handed out as a unit, refcounted */
+	MEMDESC_SLAB,		/* struct slab: the pages of one slab of a kmem_cache */
+	MEMDESC_NR_TYPES
+};
+
+#define MEMDESC_TYPE_MASK ((memdesc_t)0xf)
+
+struct folio;
+struct slab;
+
+/** memdesc_mk() - the word for descriptor @ptr (16-byte aligned) of @type. */
+static inline memdesc_t memdesc_mk(const void *ptr, enum memdesc_type type)
+{
+	return (memdesc_t)ptr | (memdesc_t)type;
+}
+
+/** memdesc_type() - the type of a memdesc word; MEMDESC_NONE for 0. */
+static inline enum memdesc_type memdesc_type(memdesc_t md)
+{
+	return (enum memdesc_type)(md & MEMDESC_TYPE_MASK);
+}
+
+/** memdesc_ptr() - the descriptor a memdesc word points at; NULL for 0. */
+static inline void *memdesc_ptr(memdesc_t md)
+{
+	return (void *)(md & ~MEMDESC_TYPE_MASK);
+}
+
+/** memdesc_folio() - the folio of @md, or NULL if @md is not a folio. */
+static inline struct folio *memdesc_folio(memdesc_t md)
+{
+	return memdesc_type(md) == MEMDESC_FOLIO ? (struct folio *)memdesc_ptr(md) : NULL;
+}
+
+/** memdesc_slab() - the slab of @md, or NULL if @md is not a slab. */
+static inline struct slab *memdesc_slab(memdesc_t md)
+{
+	return memdesc_type(md) == MEMDESC_SLAB ? (struct slab *)memdesc_ptr(md) : NULL;
+}
+
+/**
+ * memdesc_init() - bring up physical memory, the page map and the internal caches.
+ *
+ * Called by every entry point; callable any number of times from any thread. Uses no
+ * malloc and no stdio. After a failure (the OS refusing the address-space reservation)
+ * every allocator returns ENOMEM.
+ *
+ * Return: 0, or -ENOMEM.
+ */
+int memdesc_init(void);
+
+/* pfn <-> address. O(1): pfn = (addr - base) >> MEMDESC_PAGE_SHIFT. */
+unsigned long virt_to_pfn(const void *addr);
+void *pfn_to_virt(unsigned long pfn);
+/** pfn_valid() - whether @pfn lies inside the reserved frame space. */
+int pfn_valid(unsigned long pfn);
+
+/**
+ * pfn_to_memdesc() - the memdesc of page @pfn.
+ *
+ * Context: lock-free (an RCU read-side walk of the page map). A caller racing with the
+ * free of the page must hold rcu_read_lock() (urcu-bp) while it uses the descriptor:
+ * descriptors come from type-stable caches, so it then sees the old descriptor or 0.
+ * Return: the word, 0 for a free or unknown pfn.
+ */
+memdesc_t pfn_to_memdesc(unsigned long pfn);
+
+/**
+ * pages_alloc() - allocate @npages page frames and map each of them to @md.
+ * @md: a memdesc word (non-NULL descriptor, type other than MEMDESC_NONE). Each live
+ *	allocation must have its own descriptor: an allocation is the run of pages that
+ *	map to its memdesc.
+ * @npages: any number > 0.
+ * @align_pages: a power of two; the first pfn is a multiple of it.
+ * @pfnp: receives the first pfn.
+ *
+ * The mapping is published before the function returns. Everything a later
+ * pages_free() of this range needs is taken now.
+ *
+ * Context: takes the page arena's lock unless the per-thread page cache serves a
+ * single page; may map memory from the OS and allocate page-map nodes.
+ * Return: 0; -EINVAL for a bad argument; -ENOMEM (limit reached, the OS refused,
+ * metadata could not be had; nothing changed).
+ */
+int pages_alloc(memdesc_t md, size_t npages, size_t align_pages, unsigned long *pfnp);
+
+/**
+ * pages_free() - free a range returned by pages_alloc() (or a piece of a split folio).
+ *
+ * A range that is not exactly one live allocation is reported on stderr and nothing
+ * changes. Never allocates.
+ *
+ * Context: takes the page arena's lock unless the per-thread page cache takes the page.
+ */
+void pages_free(unsigned long pfn, size_t npages);
+
+/** pages_free_checked() - pages_free() that returns 0 or -EINVAL (reported). */
+int pages_free_checked(unsigned long pfn, size_t npages);
+
+/* ----------------------------------------------------------------------------- */
+/* Folios                                                                         */
+/* ----------------------------------------------------------------------------- */
+
+/* A folio that is not a naturally aligned power of two has this order. */
+#define FOLIO_ORDER_NONE 0xffu
+/* Largest order folio_alloc() accepts (1 GiB). */
+#define FOLIO_MAX_ORDER 18u
+
+/**
+ * struct folio - pages handed out as one unit. Fields are private to folio.c; use the
+ * accessors. 32 bytes, from a type-stable slab cache of folios.
+ */
+struct folio {
+	unsigned long f_pfn;	/* first page */
+	size_t f_npages;	/* number of pages */
+	long f_refcount;	/* atomic; the folio is freed when it drops to 0 */
+	unsigned int f_order;	/* log2(f_npages) if naturally aligned, else FOLIO_ORDER_NONE */
+	unsigned int f_flags;	/* reserved, 0 */
+} __attribute__((aligned(16)));
+
+/**
+ * folio_alloc() - 2^@order naturally aligned pages, refcount 1.
+ * Return: the folio, or NULL with errno EINVAL (@order > FOLIO_MAX_ORDER) or ENOMEM.
+ */
+struct folio *folio_alloc(unsigned int order);
+/**
+ * folio_alloc_pages() - @npages pages (any number > 0), refcount 1, page-aligned only.
+ * Return: the folio, or NULL with errno EINVAL or ENOMEM.
+ */
+struct folio *folio_alloc_pages(size_t npages);
+void folio_get(struct folio *f);
+/** folio_put() - drop a reference; at zero the pages and the descriptor are freed. */
+void folio_put(struct folio *f);
+/** virt_to_folio() - the folio containing @addr, NULL if @addr is not in a folio. */
+struct folio *virt_to_folio(const void *addr);
+unsigned long folio_pfn(const struct folio *f);
+void *folio_address(const struct folio *f);
+size_t folio_nr_pages(const struct folio *f);
+/** folio_order() - log2 of the size, FOLIO_ORDER_NONE if not a power of two. */
+unsigned int folio_order(const struct folio *f);
+long folio_ref_count(const struct folio *f);
+
+/**
+ * folio_split() - split a folio of order k into 2^(k - @new_order) folios of
+ * @new_order. @f keeps the first piece; the others are new folios with refcount 1, at
+ * folio_pfn(@f) + i * 2^@new_order (find them with virt_to_folio()).
+ *
+ * Every descriptor and every page-map node the split needs is allocated first: on
+ * failure nothing has changed. The pieces are freed independently; the address range
+ * goes back to the page arena when the last piece is freed (freed pieces are returned
+ * to the OS at once, see pages.c).
+ *
+ * Context: the caller holds the only reference (refcount 1).
+ * Return: 0; -EINVAL if @f is not a naturally aligned power of two or @new_order is
+ * not below its order; -EBUSY if the refcount is not 1; -ENOMEM (nothing changed).
+ */
+int folio_split(struct folio *f, unsigned int new_order);
+
+/* ----------------------------------------------------------------------------- */
+/* Verification, statistics, giving memory back                                   */
+/* ----------------------------------------------------------------------------- */
+
+/**
+ * memdesc_verify() - check every invariant of the page map, the folios and slabs it
+ * points at, the arenas and the counters. O(entries + descriptors).
+ *
+ * Context: no concurrent allocation or free (a quiescent moment).
+ * Return: 0, or -EINVAL after printing what is broken on stderr.
+ */
+int memdesc_verify(void);
+
+/*
+ * Statistics, declared once (X-macro): the struct, the collection and any printer are
+ * generated from this list.
+ */
+#define MEMDESC_STATS(X)                                                                \
+	X(pages_folio,        "pages mapped to folios")                                 \
+	X(pages_slab,         "pages mapped to slabs")                                  \
+	X(pages_pcache,       "free pages held in per-thread page caches")             \
+	X(pages_dirty,        "free pages kept mapped for reuse (not yet purged)")     \
+	X(pages_split_held,   "freed pieces of split folios waiting for their siblings") \
+	X(pages_arena_alloc,  "pages allocated from the page arena")                   \
+	X(bytes_mapped,       "bytes committed from the OS")                           \
+	X(bytes_resident,     "estimated resident bytes (in use + not yet purged)")    \
+	X(bytes_limit,        "limit on the bytes committed from the OS")              \
+	X(meta_xa_nodes,      "bytes of page-map XArray nodes (xa_nr_nodes * size)")    \
+	X(meta_xa_pool,       "bytes of XArray nodes held in the node pool")            \
+	X(meta_folios,        "bytes of live struct folio")                             \
+	X(meta_slabs,         "bytes of live struct slab")                              \
+	X(meta_vmem_tags,     "bytes of vmem boundary tags (vmem_tag_bytes())")         \
+	X(nr_folios,          "live folios")                                           \
+	X(nr_slabs,           "live slabs")                                            \
+	X(chunk_maps,         "OS chunks committed since start")                       \
+	X(chunk_unmaps,       "OS chunks released since start")                        \
+	X(purges,             "madvise calls returning free pages")                    \
+	X(pages_purged,       "pages returned with madvise since start")
+
+struct memdesc_stats {
+#define MEMDESC_STATS_FIELD(name, doc) size_t name;
+	MEMDESC_STATS(MEMDESC_STATS_FIELD)
+#undef MEMDESC_STATS_FIELD
+};
+
+/** memdesc_stats() - fill @st. Context: lock-free reads of counters (a snapshot). */
+void memdesc_stats(struct memdesc_stats *st);
+
+/**
+ * memdesc_purge() - give back to the OS, now, every free page kept for reuse (the
+ * dirty list and the calling thread's page cache), releasing wholly free chunks.
+ */
+void memdesc_purge(void);
+
+/** memdesc_thread_drain() - empty the calling thread's page cache. */
+void memdesc_thread_drain(void);
+
+/**
+ * memdesc_fail_chunk_map_after() - test hook: the @n-th OS chunk map from now on
+ * fails (once), as if the OS refused memory; 0 disables.
+ */
+void memdesc_fail_chunk_map_after(unsigned long n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEMDESC_MEMDESC_H */

@@ -1,0 +1,122 @@
+/*
+ * memdesc_impl.h: what the memdesc files (boot.c, phys.c, pages.c, folio.c) and the slab
+ * allocator share. Not a public header: names with a double underscore are internal.
+ */
+#ifndef MEMDESC_MEMDESC_IMPL_H
+#define MEMDESC_MEMDESC_IMPL_H
+
+#include "memdesc.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct xarray;
+struct kmem_cache;
+typedef struct vmem vmem_t;
+
+#define MD_PAGE_SHIFT MEMDESC_PAGE_SHIFT
+#define MD_PAGE_SIZE MEMDESC_PAGE_SIZE
+
+/*
+ * OS chunk: the unit in which frames are committed from, and released to, the OS.
+ * 2 MiB: one transparent huge page, and the natural home of a 2 MiB folio.
+ */
+#define MD_CHUNK_SHIFT 21
+#define MD_CHUNK_PAGES ((size_t)1 << (MD_CHUNK_SHIFT - MD_PAGE_SHIFT))
+
+/* Default limit on committed memory when the environment says nothing: 64 GiB. */
+#define MD_DEFAULT_LIMIT ((size_t)64 << 30)
+/* Smallest limit accepted (a few chunks: the internal caches need some). */
+#define MD_MIN_LIMIT ((size_t)8 << 20)
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ---- boot.c ------------------------------------------------------------------ */
+
+/* 1 once memdesc_init() has finished (successfully or not). */
+extern atomic_int md__ready;
+/* 0 after a successful init, -ENOMEM otherwise (valid once md__ready). */
+extern int md__init_error;
+
+/* The cheap check of every public entry point. */
+static inline int md__init_check(void)
+{
+	if (likely(atomic_load_explicit(&md__ready, memory_order_acquire)))
+		return md__init_error;
+	return memdesc_init();
+}
+
+/* Report a caller bug: "memdesc: <fmt>\n" on stderr without allocating. */
+void md__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Fatal internal inconsistency (never a caller bug): report and abort. */
+void md__panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* ---- phys.c: frames, the arenas, the OS -------------------------------------- */
+
+struct md_phys {
+	uintptr_t base;			/* first byte of frame 0 (chunk-aligned) */
+	unsigned long nr_pfns;		/* frames in the reserved address space */
+	size_t limit;			/* limit on committed bytes */
+	vmem_t *os_arena;		/* pfns of the reservation, quantum one chunk */
+	vmem_t *page_arena;		/* pfns, quantum one page, imports from os_arena */
+	atomic_size_t committed;	/* bytes committed (chunks mapped read-write) */
+	atomic_size_t chunk_maps;	/* chunks committed since start */
+	atomic_size_t chunk_unmaps;	/* chunks released since start */
+	atomic_size_t arena_pages;	/* pages allocated from page_arena right now */
+	atomic_size_t purges;		/* madvise calls */
+	atomic_size_t pages_purged;	/* pages given back with madvise */
+	atomic_ulong fail_map_after;	/* test hook: countdown to a refused chunk map */
+};
+
+extern struct md_phys md_phys;
+
+int md__phys_init(void);
+/* Frames from the page arena (no page map). 0 / -ENOMEM. */
+int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp);
+/* Give frames back to the page arena. Never allocates. */
+void md__arena_free(unsigned long pfn, size_t npages);
+/* Tell the OS it may drop the contents of these frames (they stay mapped). */
+void md__purge_range(unsigned long pfn, size_t npages);
+
+/* ---- pages.c: the page map, the page allocator ------------------------------- */
+
+extern struct xarray md_pagemap;
+extern struct xarray md_splitmap;
+extern const struct xa_node_ops md_node_ops;
+
+int md__pages_init(void);
+/* Frames for a new allocation: per-thread cache, dirty list, page arena. 0 / -ENOMEM. */
+int pages__get_range(size_t npages, size_t align, unsigned long *pfnp);
+/* Frames of a whole allocation back (to the per-thread cache or the dirty list). */
+void pages__put_range(unsigned long pfn, size_t npages);
+/* Map every page of [pfn, pfn + npages) to md. 0 / -ENOMEM (nothing mapped). */
+int pages__publish(unsigned long pfn, size_t npages, memdesc_t md);
+/* Remove the mapping (exactly the entries pages__publish() made). Never allocates. */
+void pages__unpublish(unsigned long pfn, size_t npages);
+/* Pages of one allocation freed after unpublish: split pieces are handled here. */
+void pages__release(unsigned long pfn, size_t npages);
+/* Account pages of a type (+/-). */
+void pages__account(enum memdesc_type type, long npages);
+/* Whether [pfn, pfn + npages) is exactly the run of pages mapped to md. */
+bool pages__is_allocation(unsigned long pfn, size_t npages, memdesc_t md);
+/* Give the calling thread's page cache back (thread exit, on demand). */
+void pages__pcache_drain(bool exiting);
+/* Purge the dirty list entirely. */
+void pages__dirty_flush(void);
+/* The split record covering pfn, for folio_split(). */
+int pages__split_track(unsigned long pfn, size_t npages);
+void pages__split_untrack(unsigned long pfn, size_t npages);
+int pages__verify(void);
+void pages__stats(struct memdesc_stats *st);
+
+/* ---- folio.c ----------------------------------------------------------------- */
+
+extern struct kmem_cache *md_folio_cache;
+extern atomic_long md_nr_folios;
+int md__folio_verify(const struct folio *f, unsigned long index, memdesc_t md);
+
+#endif /* MEMDESC_MEMDESC_IMPL_H */

@@ -1,0 +1,781 @@
+/*
+ * pages.c: the page map (pfn -> memdesc) and the page allocator.
+ *
+ * 1. The page map
+ *    md_pagemap is an XArray indexed by pfn whose entries are the one-word page
+ *    entries. The slot holds xa_mk_value(md): the XArray keeps entries whose low two
+ *    bits are 10 for itself, and a memdesc word has its type in the low 4 bits, so the
+ *    word is stored as a value entry (shifted left by one, bit 0 set). The slot is still
+ *    the one word; decoding is one shift. (Descriptor pointers are user-space addresses,
+ *    below 2^63, so nothing is lost.) An allocation of 2^k pages at a multiple of 2^k
+ *    is ONE multi-index entry (xa_store_order); any other run of N pages is the minimal
+ *    set of aligned power-of-two entries (xa_store_range): at most 2*log2(N). There is
+ *    no other per-page array.
+ *
+ * 2. Allocations and their validation
+ *    An allocation is the run of pages mapped to its memdesc (every live allocation has
+ *    its own descriptor). pages_free(pfn, n) checks, in O(entries * height), that the
+ *    pages [pfn, pfn + n) all map to one memdesc with no hole and that pfn - 1 and
+ *    pfn + n do not: anything else is reported and changes nothing.
+ *
+ * 3. Where free frames go (hysteresis against page faults)
+ *    - A per-thread page cache of single frames (MD_PCACHE_MAX) serves one-page
+ *      allocations with no lock; when full, half of it moves to the dirty list in one
+ *      locked step. Drained at thread exit and by memdesc_thread_drain().
+ *    - The dirty list: freed ranges stay mapped and resident for reuse by an allocation
+ *      of the same size and alignment (LIFO, hot first). When it holds more than
+ *      max(4 MiB, 1/8 of the memory allocated from the page arena) or MD_DIRTY_SLOTS
+ *      ranges, the oldest are purged until it is below half of that: sorted by pfn,
+ *      adjacent ranges merged, returned with MADV_DONTNEED, and freed to the page arena.
+ *      Memory is given back in batches (few madvise calls) and only once it has stayed
+ *      free through a turnover of the list, not on every free: returning memory eagerly
+ *      costs a page fault per page on reuse.
+ *    - In the page arena, free ranges coalesce; a wholly free imported span (whole
+ *      chunks) goes back to the OS (phys.c).
+ *    An allocation that finds the arena exhausted flushes the dirty list and the
+ *    thread's cache and tries once more.
+ *
+ * 4. Split folios
+ *    vmem frees only whole segments. When a folio is split (folio.c), the original
+ *    range is recorded in md_splitmap (one multi-index entry -> struct md_split, the
+ *    count of its live pages). A freed piece is unmapped at once and returned to the
+ *    OS with madvise (so it costs no memory); the range goes back to the arena when
+ *    its last piece is freed.
+ *
+ * 5. Page-map nodes and the recursion
+ *    The XArray gets its nodes through md_node_ops from md_pool, a small locked stack
+ *    of free nodes, seeded at boot with nodes carved from a static area. When the pool
+ *    drops below its low watermark the hook refills it from md_node_cache (a slab
+ *    cache), under md_refill_lock, with this thread marked as refilling. Refilling can
+ *    grow md_node_cache, whose new slab must be mapped in the page map, which needs
+ *    nodes: a refilling thread's nested requests are served from the pool only, never
+ *    by a nested refill. One refill needs at most 2 * height nodes for nested stores
+ *    (the node slab and the struct-slab slab that may come with it); the low watermark
+ *    is 4 * height, so the pool does not run dry. If it ever does, the store gets NULL
+ *    and returns -ENOMEM: an error, not a recursion. No store is ever made with one of
+ *    our locks held (the XArray calls the hook with its own lock dropped), so the hook
+ *    can take any lock.
+ *
+ * 6. Freeing never allocates
+ *    Unmapping stores NULL over exactly the entries the allocation made (or that a
+ *    split made): the XArray needs no node for it. vmem_free needs no boundary tag. The
+ *    dirty list is a fixed array; a split piece's record exists from the split.
+ */
+#include "memdesc_impl.h"
+#include "slab_impl.h"
+#include "vmem.h"
+#include "xarray.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <string.h>
+
+struct xarray md_pagemap;
+struct xarray md_splitmap;
+
+static atomic_long md_type_pages[MEMDESC_NR_TYPES];
+
+/* ---- node pool ---------------------------------------------------------------- */
+
+#define MD_NODE_POOL_MAX 256	/* capacity of the pool */
+#define MD_NODE_POOL_HIGH 64	/* refill up to this many */
+#define MD_BOOT_NODE_BYTES (64 * 1024)	/* static nodes: the first page-map stores */
+
+static _Alignas(XA_NODE_ALIGN) unsigned char md_boot_nodes[MD_BOOT_NODE_BYTES];
+
+static struct {
+	pthread_mutex_t lock;
+	unsigned int n;				/* nodes in the stack */
+	unsigned int low;			/* refill below this: 4 * tree height */
+	void *node[MD_NODE_POOL_MAX];
+} md_pool = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static pthread_mutex_t md_refill_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread bool md_refilling;
+struct kmem_cache *md_node_cache;
+
+static bool md_is_boot_node(const void *node)
+{
+	return (const unsigned char *)node >= md_boot_nodes &&
+	       (const unsigned char *)node < md_boot_nodes + MD_BOOT_NODE_BYTES;
+}
+
+static void md_pool_refill(void)
+{
+	pthread_mutex_lock(&md_refill_lock);
+	md_refilling = true;
+	for (;;) {
+		void *node;
+
+		pthread_mutex_lock(&md_pool.lock);
+		if (md_pool.n >= MD_NODE_POOL_HIGH) {
+			pthread_mutex_unlock(&md_pool.lock);
+			break;
+		}
+		pthread_mutex_unlock(&md_pool.lock);
+		node = kmem_cache_alloc(md_node_cache);
+		if (!node)
+			break;
+		pthread_mutex_lock(&md_pool.lock);
+		md_pool.node[md_pool.n++] = node;
+		pthread_mutex_unlock(&md_pool.lock);
+	}
+	md_refilling = false;
+	pthread_mutex_unlock(&md_refill_lock);
+}
+
+static void *md_node_alloc(void *priv)
+{
+	void *node = NULL;
+	bool low;
+
+	(void)priv;
+	pthread_mutex_lock(&md_pool.lock);
+	low = md_pool.n < md_pool.low;
+	pthread_mutex_unlock(&md_pool.lock);
+	if (low && !md_refilling && md_node_cache)
+		md_pool_refill();
+	pthread_mutex_lock(&md_pool.lock);
+	if (md_pool.n)
+		node = md_pool.node[--md_pool.n];
+	pthread_mutex_unlock(&md_pool.lock);
+	return node;
+}
+
+static void md_node_free(void *priv, void *node)
+{
+	(void)priv;
+	pthread_mutex_lock(&md_pool.lock);
+	if (md_is_boot_node(node) ||
+	    (md_pool.n < MD_NODE_POOL_HIGH && md_pool.n < MD_NODE_POOL_MAX)) {
+		md_pool.node[md_pool.n++] = node;
+		node = NULL;
+	}
+	pthread_mutex_unlock(&md_pool.lock);
+	if (node)
+		kmem_cache_free(md_node_cache, node);
+}
+
+const struct xa_node_ops md_node_ops = { .alloc = md_node_alloc, .free = md_node_free };
+
+/* ---- per-thread page cache ---------------------------------------------------- */
+
+#define MD_PCACHE_MAX 64
+
+struct md_pcache {
+	unsigned int n;
+	bool exiting;		/* thread exit drained it: bypass from now on */
+	unsigned long pfn[MD_PCACHE_MAX];
+};
+
+static __thread struct md_pcache md_pcache;
+static atomic_long md_pcache_pages;
+
+void md__thread_register(void);
+
+/* ---- dirty list --------------------------------------------------------------- */
+
+#define MD_DIRTY_SLOTS 256
+#define MD_DIRTY_MIN_PAGES 1024		/* 4 MiB */
+#define MD_DIRTY_SCAN 64		/* entries scanned for reuse */
+
+struct md_range {
+	unsigned long pfn;
+	size_t n;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	size_t n;				/* ranges, oldest first */
+	size_t pages;				/* pages in them */
+	struct md_range r[MD_DIRTY_SLOTS];
+} md_dirty = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static atomic_long md_dirty_pages;
+static atomic_long md_split_held;
+
+static size_t md_dirty_max(void)
+{
+	size_t in_arena = atomic_load_explicit(&md_phys.arena_pages, memory_order_relaxed);
+
+	return in_arena / 8 > MD_DIRTY_MIN_PAGES ? in_arena / 8 : MD_DIRTY_MIN_PAGES;
+}
+
+static int md_range_cmp(const void *a, const void *b)
+{
+	const struct md_range *x = a, *y = b;
+
+	return x->pfn < y->pfn ? -1 : x->pfn > y->pfn;
+}
+
+/* Insertion sort: the batches are small and qsort may allocate. */
+static void md_range_sort(struct md_range *r, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct md_range t = r[i];
+		size_t j = i;
+
+		while (j > 0 && md_range_cmp(&r[j - 1], &t) > 0) {
+			r[j] = r[j - 1];
+			j--;
+		}
+		r[j] = t;
+	}
+}
+
+/* Purge and free a batch of ranges taken off the dirty list (no lock held). */
+static void md_purge_batch(struct md_range *r, size_t n)
+{
+	size_t i = 0;
+
+	md_range_sort(r, n);
+	while (i < n) {
+		size_t j = i + 1;
+		unsigned long end = r[i].pfn + r[i].n;
+
+		while (j < n && r[j].pfn == end) {
+			end += r[j].n;
+			j++;
+		}
+		md__purge_range(r[i].pfn, end - r[i].pfn);
+		for (; i < j; i++)
+			md__arena_free(r[i].pfn, r[i].n);
+	}
+}
+
+/* Take the oldest ranges off until below the targets; caller holds md_dirty.lock. */
+static size_t md_dirty_evict_locked(struct md_range *out, size_t max_pages, size_t max_n)
+{
+	size_t k = 0, pages = md_dirty.pages;
+
+	while (k < md_dirty.n && (pages > max_pages || md_dirty.n - k > max_n))
+		pages -= md_dirty.r[k++].n;
+	memcpy(out, md_dirty.r, k * sizeof(md_dirty.r[0]));
+	memmove(md_dirty.r, md_dirty.r + k, (md_dirty.n - k) * sizeof(md_dirty.r[0]));
+	md_dirty.n -= k;
+	md_dirty.pages = pages;
+	return k;
+}
+
+/*
+ * Put @cnt (at most MD_PCACHE_MAX) freed ranges on the dirty list and purge what the
+ * hysteresis says must go: when the list is full, its older half; when it holds more
+ * than md_dirty_max() pages, the oldest ranges until it holds half of that.
+ */
+static void md_dirty_put(const unsigned long *pfn, const size_t *npages, size_t cnt)
+{
+	struct md_range evict[MD_DIRTY_SLOTS + MD_DIRTY_SLOTS / 2];
+	size_t k = 0, added = 0, gone = 0, max;
+
+	pthread_mutex_lock(&md_dirty.lock);
+	for (size_t i = 0; i < cnt; i++) {
+		if (md_dirty.n == MD_DIRTY_SLOTS)
+			k += md_dirty_evict_locked(evict + k, SIZE_MAX, MD_DIRTY_SLOTS / 2);
+		md_dirty.r[md_dirty.n].pfn = pfn[i];
+		md_dirty.r[md_dirty.n].n = npages[i];
+		md_dirty.n++;
+		md_dirty.pages += npages[i];
+		added += npages[i];
+	}
+	max = md_dirty_max();
+	if (md_dirty.pages > max)
+		k += md_dirty_evict_locked(evict + k, max / 2, SIZE_MAX);
+	/* Counted before the lock is dropped, so that the sum of the counters stays exact. */
+	for (size_t i = 0; i < k; i++)
+		gone += evict[i].n;
+	atomic_fetch_add(&md_dirty_pages, (long)added - (long)gone);
+	pthread_mutex_unlock(&md_dirty.lock);
+	if (k)
+		md_purge_batch(evict, k);
+}
+
+/* A dirty range of exactly @npages at a multiple of @align, newest first. */
+static bool md_dirty_take(size_t npages, size_t align, unsigned long *pfnp)
+{
+	bool found = false;
+
+	if (!atomic_load_explicit(&md_dirty_pages, memory_order_relaxed))
+		return false;
+	pthread_mutex_lock(&md_dirty.lock);
+	for (size_t i = md_dirty.n, scanned = 0; i-- > 0 && scanned < MD_DIRTY_SCAN; scanned++) {
+		if (md_dirty.r[i].n == npages && (md_dirty.r[i].pfn & (align - 1)) == 0) {
+			*pfnp = md_dirty.r[i].pfn;
+			md_dirty.pages -= npages;
+			md_dirty.n--;
+			memmove(&md_dirty.r[i], &md_dirty.r[i + 1],
+				(md_dirty.n - i) * sizeof(md_dirty.r[0]));
+			found = true;
+			atomic_fetch_sub(&md_dirty_pages, (long)npages);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&md_dirty.lock);
+	return found;
+}
+
+void pages__dirty_flush(void)
+{
+	static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
+	static struct md_range all[MD_DIRTY_SLOTS];
+	size_t k, gone = 0;
+
+	pthread_mutex_lock(&flush_lock);
+	pthread_mutex_lock(&md_dirty.lock);
+	k = md_dirty_evict_locked(all, 0, 0);
+	for (size_t i = 0; i < k; i++)
+		gone += all[i].n;
+	atomic_fetch_sub(&md_dirty_pages, (long)gone);
+	pthread_mutex_unlock(&md_dirty.lock);
+	md_purge_batch(all, k);
+	pthread_mutex_unlock(&flush_lock);
+}
+
+/* ---- ranges ------------------------------------------------------------------- */
+
+int pages__get_range(size_t npages, size_t align, unsigned long *pfnp)
+{
+	struct md_pcache *pc = &md_pcache;
+	int rc;
+
+	if (npages == 1 && align <= 1 && pc->n) {
+		*pfnp = pc->pfn[--pc->n];
+		atomic_fetch_sub_explicit(&md_pcache_pages, 1, memory_order_relaxed);
+		return 0;
+	}
+	if (align == 0)
+		align = 1;
+	if (md_dirty_take(npages, align, pfnp))
+		return 0;
+	rc = md__arena_alloc(npages, align, pfnp);
+	if (rc == -ENOMEM) {
+		/* Free frames we hold back may be what the arena lacks. */
+		pages__pcache_drain(false);
+		pages__dirty_flush();
+		rc = md__arena_alloc(npages, align, pfnp);
+	}
+	return rc;
+}
+
+void pages__put_range(unsigned long pfn, size_t npages)
+{
+	struct md_pcache *pc = &md_pcache;
+
+	if (npages == 1 && !pc->exiting) {
+		if (pc->n == MD_PCACHE_MAX) {
+			size_t ones[MD_PCACHE_MAX / 2];
+			unsigned int half = MD_PCACHE_MAX / 2;
+
+			for (unsigned int i = 0; i < half; i++)
+				ones[i] = 1;
+			/* The oldest half goes to the dirty list. */
+			md_dirty_put(pc->pfn, ones, half);
+			memmove(pc->pfn, pc->pfn + half, (pc->n - half) * sizeof(pc->pfn[0]));
+			pc->n -= half;
+			atomic_fetch_sub_explicit(&md_pcache_pages, half, memory_order_relaxed);
+		}
+		if (pc->n == 0)
+			md__thread_register();
+		pc->pfn[pc->n++] = pfn;
+		atomic_fetch_add_explicit(&md_pcache_pages, 1, memory_order_relaxed);
+		return;
+	}
+	md_dirty_put(&pfn, &npages, 1);
+}
+
+void pages__pcache_drain(bool exiting)
+{
+	struct md_pcache *pc = &md_pcache;
+	size_t ones[MD_PCACHE_MAX];
+	unsigned int n = pc->n;
+
+	if (exiting)
+		pc->exiting = true;
+	if (!n)
+		return;
+	for (unsigned int i = 0; i < n; i++)
+		ones[i] = 1;
+	pc->n = 0;
+	atomic_fetch_sub_explicit(&md_pcache_pages, n, memory_order_relaxed);
+	md_dirty_put(pc->pfn, ones, n);
+}
+
+void memdesc_thread_drain(void)
+{
+	pages__pcache_drain(false);
+}
+
+void memdesc_purge(void)
+{
+	if (md__init_check())
+		return;
+	pages__pcache_drain(false);
+	pages__dirty_flush();
+}
+
+/* ---- the page map ------------------------------------------------------------- */
+
+static inline bool md_is_pow2(size_t n)
+{
+	return n && !(n & (n - 1));
+}
+
+static inline unsigned int md_ilog2(size_t n)
+{
+	return (unsigned int)(63 - __builtin_clzl(n));
+}
+
+static void *md_store(unsigned long pfn, size_t npages, void *entry)
+{
+	if (md_is_pow2(npages) && (pfn & (npages - 1)) == 0)
+		return xa_store_order(&md_pagemap, pfn, md_ilog2(npages), entry);
+	return xa_store_range(&md_pagemap, pfn, pfn + npages - 1, entry);
+}
+
+int pages__publish(unsigned long pfn, size_t npages, memdesc_t md)
+{
+	void *old = md_store(pfn, npages, xa_mk_value(md));
+
+	if (xa_is_err(old)) {
+		/* A range store may have stored part of its entries: take them out. */
+		if (!(md_is_pow2(npages) && (pfn & (npages - 1)) == 0))
+			md_store(pfn, npages, NULL);
+		return -ENOMEM;
+	}
+	if (old)
+		md__panic("pages__publish: pfn %lu npages %zu was mapped (%#lx)", pfn, npages,
+			  (unsigned long)old);
+	atomic_fetch_add_explicit(&md_type_pages[memdesc_type(md)], (long)npages,
+				  memory_order_relaxed);
+	return 0;
+}
+
+void pages__unpublish(unsigned long pfn, size_t npages)
+{
+	void *e = xa_load(&md_pagemap, pfn);
+	void *old = md_store(pfn, npages, NULL);
+
+	if (xa_is_err(old))
+		md__panic("pages__unpublish: erasing pfn %lu npages %zu failed (%d)", pfn, npages,
+			  xa_err(old));
+	if (xa_is_value(e))
+		atomic_fetch_sub_explicit(&md_type_pages[memdesc_type(xa_to_value(e))],
+					  (long)npages, memory_order_relaxed);
+}
+
+memdesc_t pfn_to_memdesc(unsigned long pfn)
+{
+	void *e;
+
+	if (unlikely(pfn >= md_phys.nr_pfns))
+		return 0;
+	e = xa_load(&md_pagemap, pfn);
+	return xa_is_value(e) ? (memdesc_t)xa_to_value(e) : 0;
+}
+
+static memdesc_t md_entry(unsigned long pfn)
+{
+	void *e = xa_load(&md_pagemap, pfn);
+
+	return xa_is_value(e) ? (memdesc_t)xa_to_value(e) : 0;
+}
+
+bool pages__is_allocation(unsigned long pfn, size_t npages, memdesc_t md)
+{
+	unsigned long index, last = pfn + npages - 1, prev = pfn;
+	bool first = true;
+	void *entry;
+
+	if (!md || npages == 0 || pfn >= md_phys.nr_pfns || npages > md_phys.nr_pfns - pfn)
+		return false;
+	if (pfn > 0 && md_entry(pfn - 1) == md)
+		return false;
+	if (last + 1 < md_phys.nr_pfns && md_entry(last + 1) == md)
+		return false;
+	/*
+	 * Every entry in the range is md, the first starts at pfn, and the page before
+	 * each next entry is md (a hole could only sit at the end of an entry).
+	 */
+	xa_for_each_range(&md_pagemap, index, entry, pfn, last) {
+		if (!xa_is_value(entry) || (memdesc_t)xa_to_value(entry) != md)
+			return false;
+		if (first) {
+			if (index != pfn)
+				return false;
+			first = false;
+		} else if (md_entry(index - 1) != md) {
+			return false;
+		}
+		prev = index;
+	}
+	(void)prev;
+	return !first && md_entry(last) == md;
+}
+
+/* ---- split folios ------------------------------------------------------------- */
+
+struct md_split {
+	unsigned long sp_pfn;		/* the original allocation */
+	size_t sp_npages;
+	atomic_size_t sp_live;		/* pages of it not yet freed */
+} __attribute__((aligned(16)));
+
+struct kmem_cache *md_split_cache;
+
+int pages__split_track(unsigned long pfn, size_t npages)
+{
+	struct md_split *sp = xa_load(&md_splitmap, pfn);
+	void *old;
+
+	if (sp)
+		return 0;
+	sp = kmem_cache_alloc(md_split_cache);
+	if (!sp)
+		return -ENOMEM;
+	sp->sp_pfn = pfn;
+	sp->sp_npages = npages;
+	atomic_init(&sp->sp_live, npages);
+	old = xa_store_order(&md_splitmap, pfn, md_ilog2(npages), sp);
+	if (xa_is_err(old) || old) {
+		if (old && !xa_is_err(old))
+			md__panic("pages__split_track: pfn %lu already tracked", pfn);
+		kmem_cache_free(md_split_cache, sp);
+		return -ENOMEM;
+	}
+	return 1;
+}
+
+void pages__split_untrack(unsigned long pfn, size_t npages)
+{
+	struct md_split *sp = xa_load(&md_splitmap, pfn);
+
+	if (!sp)
+		return;
+	xa_store_order(&md_splitmap, pfn, md_ilog2(npages), NULL);
+	kmem_cache_free(md_split_cache, sp);
+}
+
+void pages__release(unsigned long pfn, size_t npages)
+{
+	struct md_split *sp = xa_load(&md_splitmap, pfn);
+	size_t left;
+
+	if (likely(!sp)) {
+		pages__put_range(pfn, npages);
+		return;
+	}
+	left = atomic_fetch_sub(&sp->sp_live, npages) - npages;
+	if (left) {
+		md__purge_range(pfn, npages);
+		atomic_fetch_add(&md_split_held, (long)npages);
+		return;
+	}
+	atomic_fetch_sub(&md_split_held, (long)(sp->sp_npages - npages));
+	xa_store_order(&md_splitmap, sp->sp_pfn, md_ilog2(sp->sp_npages), NULL);
+	pages__put_range(sp->sp_pfn, sp->sp_npages);
+	kmem_cache_free(md_split_cache, sp);
+}
+
+/* ---- the API ------------------------------------------------------------------ */
+
+static bool md_valid_memdesc(memdesc_t md)
+{
+	enum memdesc_type t = memdesc_type(md);
+
+	return (t == MEMDESC_FOLIO || t == MEMDESC_SLAB) && memdesc_ptr(md) &&
+	       md <= (memdesc_t)LONG_MAX;
+}
+
+int pages_alloc(memdesc_t md, size_t npages, size_t align_pages, unsigned long *pfnp)
+{
+	unsigned long pfn;
+	int rc = md__init_check();
+
+	if (rc)
+		return rc;
+	if (!pfnp || !md_valid_memdesc(md) || npages == 0 || npages > md_phys.nr_pfns ||
+	    !md_is_pow2(align_pages) || align_pages > md_phys.nr_pfns)
+		return -EINVAL;
+	rc = pages__get_range(npages, align_pages, &pfn);
+	if (rc)
+		return rc;
+	rc = pages__publish(pfn, npages, md);
+	if (rc) {
+		pages__put_range(pfn, npages);
+		return rc;
+	}
+	*pfnp = pfn;
+	return 0;
+}
+
+static int md_pages_free(unsigned long pfn, size_t npages, const char *fn)
+{
+	memdesc_t md;
+
+	if (md__init_check() || npages == 0 || pfn >= md_phys.nr_pfns ||
+	    npages > md_phys.nr_pfns - pfn) {
+		md__report("%s: pfn %lu npages %zu: outside the frame space", fn, pfn, npages);
+		return -EINVAL;
+	}
+	md = pfn_to_memdesc(pfn);
+	if (!md || !pages__is_allocation(pfn, npages, md)) {
+		md__report("%s: pfn %lu (address %p) npages %zu is not one allocation "
+			   "(memdesc %#lx)", fn, pfn, pfn_to_virt(pfn), npages,
+			   (unsigned long)md);
+		return -EINVAL;
+	}
+	pages__unpublish(pfn, npages);
+	pages__release(pfn, npages);
+	return 0;
+}
+
+void pages_free(unsigned long pfn, size_t npages)
+{
+	md_pages_free(pfn, npages, "pages_free");
+}
+
+int pages_free_checked(unsigned long pfn, size_t npages)
+{
+	return md_pages_free(pfn, npages, "pages_free_checked");
+}
+
+/* ---- init, verify, stats ------------------------------------------------------ */
+
+int md__pages_init(void)
+{
+	size_t stride = (xa_node_size() + XA_NODE_ALIGN - 1) & ~(size_t)(XA_NODE_ALIGN - 1);
+	unsigned int height = xa_store_max_nodes(0);
+
+	xa_init_ops(&md_pagemap, &md_node_ops);
+	xa_init_ops(&md_splitmap, &md_node_ops);
+	md_pool.low = 4 * (height ? height : 1);
+	if (md_pool.low > MD_NODE_POOL_HIGH / 2)
+		md_pool.low = MD_NODE_POOL_HIGH / 2;
+	for (size_t off = 0; off + stride <= MD_BOOT_NODE_BYTES && md_pool.n < MD_NODE_POOL_MAX;
+	     off += stride)
+		md_pool.node[md_pool.n++] = md_boot_nodes + off;
+	if (md_pool.n < md_pool.low)
+		return -ENOMEM;
+	return 0;
+}
+
+void pages__account(enum memdesc_type type, long npages)
+{
+	atomic_fetch_add_explicit(&md_type_pages[type], npages, memory_order_relaxed);
+}
+
+int md__slab_verify_entry(const struct slab *slab, unsigned long index, memdesc_t md,
+			  size_t *pages);
+
+int pages__verify(void)
+{
+	unsigned long index;
+	void *entry;
+	size_t pages[MEMDESC_NR_TYPES] = { 0 };
+	int bad = 0;
+
+	if (xa_verify(&md_pagemap) || xa_verify(&md_splitmap))
+		bad = 1;
+	xa_for_each(&md_pagemap, index, entry) {
+		memdesc_t md;
+
+		if (!xa_is_value(entry)) {
+			md__report("memdesc_verify: pfn %lu holds a non-value entry %p", index,
+				   entry);
+			bad = 1;
+			continue;
+		}
+		md = xa_to_value(entry);
+		if (index >= md_phys.nr_pfns || !md_valid_memdesc(md) ||
+		    ((uintptr_t)memdesc_ptr(md) & 15)) {
+			md__report("memdesc_verify: pfn %lu holds a bad memdesc %#lx", index,
+				   (unsigned long)md);
+			bad = 1;
+			continue;
+		}
+		if (memdesc_folio(md)) {
+			struct folio *f = memdesc_folio(md);
+
+			if (md__folio_verify(f, index, md))
+				bad = 1;
+			else if (index == f->f_pfn)
+				pages[MEMDESC_FOLIO] += f->f_npages;
+		} else if (md__slab_verify_entry(memdesc_slab(md), index, md,
+						 &pages[MEMDESC_SLAB])) {
+			bad = 1;
+		}
+	}
+	for (int t = MEMDESC_FOLIO; t < MEMDESC_NR_TYPES; t++) {
+		long cnt = atomic_load(&md_type_pages[t]);
+
+		if (cnt < 0 || (size_t)cnt != pages[t]) {
+			md__report("memdesc_verify: type %d: %zu pages mapped, counter says %ld", t,
+				   pages[t], cnt);
+			bad = 1;
+		}
+	}
+	{
+		size_t arena = atomic_load(&md_phys.arena_pages);
+		size_t acct = pages[MEMDESC_FOLIO] + pages[MEMDESC_SLAB] +
+			      (size_t)atomic_load(&md_pcache_pages) +
+			      (size_t)atomic_load(&md_dirty_pages) +
+			      (size_t)atomic_load(&md_split_held);
+
+		if (arena != vmem_size(md_phys.page_arena, VMEM_ALLOC)) {
+			md__report("memdesc_verify: %zu arena pages counted, vmem says %zu", arena,
+				   vmem_size(md_phys.page_arena, VMEM_ALLOC));
+			bad = 1;
+		}
+		if (arena != acct) {
+			md__report("memdesc_verify: %zu arena pages, but %zu mapped + cached + "
+				   "dirty + held", arena, acct);
+			bad = 1;
+		}
+	}
+	pthread_mutex_lock(&md_dirty.lock);
+	{
+		size_t sum = 0;
+
+		for (size_t i = 0; i < md_dirty.n; i++) {
+			sum += md_dirty.r[i].n;
+			if (md_entry(md_dirty.r[i].pfn)) {
+				md__report("memdesc_verify: dirty pfn %lu is mapped",
+					   md_dirty.r[i].pfn);
+				bad = 1;
+			}
+		}
+		if (sum != md_dirty.pages) {
+			md__report("memdesc_verify: dirty list holds %zu pages, counts %zu", sum,
+				   md_dirty.pages);
+			bad = 1;
+		}
+	}
+	pthread_mutex_unlock(&md_dirty.lock);
+	if (vmem_check(md_phys.page_arena) || vmem_check(md_phys.os_arena))
+		bad = 1;
+	if (atomic_load(&md_phys.committed) > md_phys.limit) {
+		md__report("memdesc_verify: %zu bytes committed above the limit %zu",
+			   atomic_load(&md_phys.committed), md_phys.limit);
+		bad = 1;
+	}
+	return bad ? -EINVAL : 0;
+}
+
+void pages__stats(struct memdesc_stats *st)
+{
+	size_t node = xa_node_size();
+
+	st->pages_folio = (size_t)atomic_load_explicit(&md_type_pages[MEMDESC_FOLIO],
+						       memory_order_relaxed);
+	st->pages_slab = (size_t)atomic_load_explicit(&md_type_pages[MEMDESC_SLAB],
+						      memory_order_relaxed);
+	st->pages_pcache = (size_t)atomic_load_explicit(&md_pcache_pages, memory_order_relaxed);
+	st->pages_dirty = (size_t)atomic_load_explicit(&md_dirty_pages, memory_order_relaxed);
+	st->pages_split_held = (size_t)atomic_load_explicit(&md_split_held,
+							    memory_order_relaxed);
+	st->meta_xa_nodes = (xa_nr_nodes(&md_pagemap) + xa_nr_nodes(&md_splitmap)) * node;
+	pthread_mutex_lock(&md_pool.lock);
+	st->meta_xa_pool = md_pool.n * node;
+	pthread_mutex_unlock(&md_pool.lock);
+}

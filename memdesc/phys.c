@@ -1,0 +1,279 @@
+/*
+ * phys.c: page frames from the operating system.
+ *
+ * 1. Frames
+ *    At initialisation we reserve one large range of address space, PROT_NONE and
+ *    MAP_NORESERVE (it costs neither memory nor commit charge), aligned to a chunk
+ *    (2 MiB). Page frame n is the 4 KiB at base + n * 4096: virt_to_pfn() and
+ *    pfn_to_virt() are one subtraction and one shift, and pfns are dense from 0 so the
+ *    page map (an XArray indexed by pfn) stays as shallow as the memory in use allows.
+ *    The reservation is twice the limit (address space is cheap; the slack absorbs
+ *    fragmentation of the chunk space so that the limit, not the layout, says ENOMEM).
+ *
+ * 2. Arenas
+ *    Two vmem arenas count in pfns:
+ *    - os_arena: the reservation, quantum one chunk (512 pages). No source. An
+ *      allocation from it is address space only.
+ *    - page_arena: quantum one page, imports from os_arena through md_import(), which
+ *      takes whole chunks from os_arena and commits them (mprotect read-write), and
+ *      releases through md_release(), which decommits (a fresh PROT_NONE MAP_NORESERVE
+ *      mapping over the range drops its pages and its commit charge) and gives the
+ *      chunks back. vmem releases an imported span when it is wholly free, so a fully
+ *      free chunk goes back to the OS and the resident size follows memory in use.
+ *
+ * 3. The limit
+ *    Read once at initialisation, without allocating: MEMDESC_OPTIONS="limit=8G"
+ *    (comma-separated key=value pairs; other keys belong to other modules) or
+ *    MEMDESC_LIMIT=8G; suffixes K, M, G, T; default 64 GiB, at least 8 MiB. The
+ *    committed bytes never exceed it: md_import() refuses (ENOMEM) beyond it.
+ *
+ * 4. Failure
+ *    Every OS call can fail: md_import() then returns -ENOMEM and nothing changed. The
+ *    test hook memdesc_fail_chunk_map_after(n) makes the n-th chunk map fail.
+ *
+ * Locking: vmem's arena locks only; the counters are atomics. md_import() and
+ * md_release() are called by vmem with the page arena's lock dropped.
+ */
+#include "memdesc_impl.h"
+#include "vmem.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+struct md_phys md_phys;
+
+/* ---- options ------------------------------------------------------------------ */
+
+/* Parse "8G"-style sizes; 0 on a malformed value. */
+static size_t md_parse_size(const char *s, size_t len)
+{
+	size_t v = 0, i = 0;
+	unsigned shift = 0;
+
+	if (len == 0)
+		return 0;
+	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+		if (v > (SIZE_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (size_t)(s[i] - '0');
+	}
+	if (i == 0)
+		return 0;
+	if (i < len) {
+		switch (s[i]) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		case 't': case 'T': shift = 40; break;
+		default: return 0;
+		}
+		i++;
+		if (i < len && (s[i] == 'b' || s[i] == 'B' || s[i] == 'i'))
+			i++;
+		if (i < len && (s[i] == 'b' || s[i] == 'B'))
+			i++;
+	}
+	if (i != len || (shift && v > (SIZE_MAX >> shift)))
+		return 0;
+	return v << shift;
+}
+
+/* The limit from the environment: getenv() and plain scanning only (no allocation). */
+static size_t md_read_limit(void)
+{
+	const char *opt = getenv("MEMDESC_OPTIONS");
+	const char *lim = getenv("MEMDESC_LIMIT");
+	size_t limit = 0;
+
+	if (opt) {
+		const char *p = opt;
+
+		while (*p) {
+			const char *end = p;
+
+			while (*end && *end != ',')
+				end++;
+			if ((size_t)(end - p) > 6 && memcmp(p, "limit=", 6) == 0) {
+				limit = md_parse_size(p + 6, (size_t)(end - p - 6));
+				if (!limit)
+					md__report("MEMDESC_OPTIONS: bad limit '%.*s', ignored",
+						   (int)(end - p), p);
+			}
+			p = *end ? end + 1 : end;
+		}
+	}
+	if (!limit && lim && *lim) {
+		limit = md_parse_size(lim, strlen(lim));
+		if (!limit)
+			md__report("MEMDESC_LIMIT: bad value '%s', ignored", lim);
+	}
+	if (!limit)
+		limit = MD_DEFAULT_LIMIT;
+	if (limit < MD_MIN_LIMIT)
+		limit = MD_MIN_LIMIT;
+	return (limit + (MD_CHUNK_PAGES << MD_PAGE_SHIFT) - 1) &
+	       ~((MD_CHUNK_PAGES << MD_PAGE_SHIFT) - 1);
+}
+
+/* ---- pfn <-> address ---------------------------------------------------------- */
+
+unsigned long virt_to_pfn(const void *addr)
+{
+	return (unsigned long)(((uintptr_t)addr - md_phys.base) >> MD_PAGE_SHIFT);
+}
+
+void *pfn_to_virt(unsigned long pfn)
+{
+	return (void *)(md_phys.base + ((uintptr_t)pfn << MD_PAGE_SHIFT));
+}
+
+int pfn_valid(unsigned long pfn)
+{
+	return pfn < md_phys.nr_pfns;
+}
+
+/* ---- the OS ------------------------------------------------------------------- */
+
+void memdesc_fail_chunk_map_after(unsigned long n)
+{
+	atomic_store(&md_phys.fail_map_after, n);
+}
+
+/* Consume one step of the fault-injection countdown: true if this map must fail. */
+static bool md_fail_injected(void)
+{
+	unsigned long n = atomic_load(&md_phys.fail_map_after);
+
+	while (n) {
+		if (atomic_compare_exchange_weak(&md_phys.fail_map_after, &n, n - 1))
+			return n == 1;
+	}
+	return false;
+}
+
+static size_t md_chunk_round(size_t npages)
+{
+	return (npages + MD_CHUNK_PAGES - 1) & ~(MD_CHUNK_PAGES - 1);
+}
+
+/*
+ * Import for page_arena: whole chunks of the reservation, committed. Called by vmem
+ * with no lock of page_arena held.
+ */
+static int md_import(vmem_t *src, size_t size, int flags, uintptr_t *addrp)
+{
+	size_t npages = md_chunk_round(size), bytes = npages << MD_PAGE_SHIFT;
+	size_t old = atomic_fetch_add(&md_phys.committed, bytes);
+	uintptr_t pfn;
+	int rc;
+
+	(void)flags;
+	if (old + bytes > md_phys.limit || old + bytes < old) {
+		atomic_fetch_sub(&md_phys.committed, bytes);
+		return -ENOMEM;
+	}
+	rc = vmem_xalloc(src, npages, MD_CHUNK_PAGES, 0, 0, 0, 0, VMEM_INSTANTFIT, &pfn);
+	if (rc) {
+		atomic_fetch_sub(&md_phys.committed, bytes);
+		return -ENOMEM;
+	}
+	if (md_fail_injected() ||
+	    mprotect(pfn_to_virt(pfn), bytes, PROT_READ | PROT_WRITE) != 0) {
+		vmem_xfree(src, pfn, npages);
+		atomic_fetch_sub(&md_phys.committed, bytes);
+		return -ENOMEM;
+	}
+	atomic_fetch_add(&md_phys.chunk_maps, npages / MD_CHUNK_PAGES);
+	*addrp = pfn;
+	return 0;
+}
+
+/* Decommit [pfn, pfn + npages): drop the pages and the commit charge, keep the reservation. */
+static void md_decommit(unsigned long pfn, size_t npages)
+{
+	void *addr = pfn_to_virt(pfn);
+	size_t bytes = npages << MD_PAGE_SHIFT;
+
+	if (mmap(addr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+		 -1, 0) == MAP_FAILED) {
+		/* Out of mappings: at least drop the contents and the access. */
+		madvise(addr, bytes, MADV_DONTNEED);
+		mprotect(addr, bytes, PROT_NONE);
+	}
+}
+
+static void md_release(vmem_t *src, uintptr_t pfn, size_t size)
+{
+	size_t npages = md_chunk_round(size);
+
+	md_decommit(pfn, npages);
+	vmem_xfree(src, pfn, npages);
+	atomic_fetch_add(&md_phys.chunk_unmaps, npages / MD_CHUNK_PAGES);
+	atomic_fetch_sub(&md_phys.committed, npages << MD_PAGE_SHIFT);
+}
+
+int md__phys_init(void)
+{
+	size_t limit = md_read_limit();
+	size_t chunk_bytes = MD_CHUNK_PAGES << MD_PAGE_SHIFT;
+	size_t reserve = limit * 2;
+	void *p = MAP_FAILED;
+
+	/* Twice the limit if the OS lets us, down to the limit itself. */
+	while (reserve >= limit) {
+		p = mmap(NULL, reserve + chunk_bytes, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p != MAP_FAILED)
+			break;
+		reserve -= reserve / 4;
+	}
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	md_phys.base = ((uintptr_t)p + chunk_bytes - 1) & ~(uintptr_t)(chunk_bytes - 1);
+	md_phys.nr_pfns = (unsigned long)(reserve >> MD_PAGE_SHIFT) & ~(MD_CHUNK_PAGES - 1);
+	md_phys.limit = limit;
+	md_phys.os_arena = vmem_create("memdesc-os", 0, md_phys.nr_pfns, MD_CHUNK_PAGES, NULL,
+				       NULL, NULL, 0, 0);
+	if (!md_phys.os_arena)
+		return -ENOMEM;
+	md_phys.page_arena = vmem_create("memdesc-pages", 0, 0, 1, md_import, md_release,
+					 md_phys.os_arena, 0, 0);
+	if (!md_phys.page_arena)
+		return -ENOMEM;
+	return 0;
+}
+
+/* ---- frames for the page allocator ------------------------------------------- */
+
+int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp)
+{
+	uintptr_t pfn;
+	int rc;
+
+	if (align <= 1)
+		rc = vmem_alloc(md_phys.page_arena, npages, VMEM_INSTANTFIT, &pfn);
+	else
+		rc = vmem_xalloc(md_phys.page_arena, npages, align, 0, 0, 0, 0, VMEM_INSTANTFIT,
+				 &pfn);
+	if (rc)
+		return -ENOMEM;
+	atomic_fetch_add(&md_phys.arena_pages, npages);
+	*pfnp = pfn;
+	return 0;
+}
+
+void md__arena_free(unsigned long pfn, size_t npages)
+{
+	if (vmem_free_checked(md_phys.page_arena, pfn, npages) != 0)
+		md__panic("md__arena_free: page arena refused pfn %lu npages %zu", pfn, npages);
+	atomic_fetch_sub(&md_phys.arena_pages, npages);
+}
+
+void md__purge_range(unsigned long pfn, size_t npages)
+{
+	madvise(pfn_to_virt(pfn), npages << MD_PAGE_SHIFT, MADV_DONTNEED);
+	atomic_fetch_add(&md_phys.purges, 1);
+	atomic_fetch_add(&md_phys.pages_purged, npages);
+}

@@ -1,0 +1,4 @@
+# memdesc and slab tests (memdesc/, alloc/slab*): unit, differential against a model of
+# live ranges, failure injection at every reserve and OS call, multi-threaded stress.
+memdesc_add_test(NAME test_memdesc SOURCES test_memdesc.c LIBS memdesc_core LABELS memdesc)
+memdesc_add_test(NAME test_slab SOURCES test_slab.c LIBS memdesc_core LABELS memdesc)

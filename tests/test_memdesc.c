@@ -1,0 +1,449 @@
+/*
+ * test_memdesc: unit tests of memdesc.h: pfn <-> address, pfn_to_memdesc, pages_alloc
+ * and pages_free (alignment, sizes, bad frees reported and nothing changed), folios
+ * (orders, any size, refcounts, split), the per-thread page cache, purging, stats.
+ */
+#include "mdt.h"
+#include "memdesc.h"
+#include "slab.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Descriptors for raw pages_alloc() calls: real folios we fill in ourselves. */
+static struct folio raw_desc[128];
+
+static memdesc_t raw_md(int i, unsigned long pfn, size_t n)
+{
+	raw_desc[i].f_pfn = pfn;
+	raw_desc[i].f_npages = n;
+	raw_desc[i].f_refcount = 1;
+	raw_desc[i].f_order = FOLIO_ORDER_NONE;
+	return memdesc_mk(&raw_desc[i], MEMDESC_FOLIO);
+}
+
+static void fix_desc(int i, unsigned long pfn, size_t n)
+{
+	raw_desc[i].f_pfn = pfn;
+	raw_desc[i].f_npages = n;
+	raw_desc[i].f_order = (n & (n - 1)) == 0 && (pfn & (n - 1)) == 0
+				      ? (unsigned int)__builtin_ctzl(n)
+				      : FOLIO_ORDER_NONE;
+}
+
+static void check_mapped(unsigned long pfn, size_t n, memdesc_t md)
+{
+	for (size_t i = 0; i < n; i++)
+		ck_assert_uint_eq(pfn_to_memdesc(pfn + i), md);
+	if (pfn > 0)
+		ck_assert_uint_ne(pfn_to_memdesc(pfn - 1), md);
+	ck_assert_uint_ne(pfn_to_memdesc(pfn + n), md);
+}
+
+static void check_free(unsigned long pfn, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ck_assert_uint_eq(pfn_to_memdesc(pfn + i), 0);
+}
+
+START_TEST(test_init_and_pfn)
+{
+	struct folio *f;
+	char *p;
+
+	ck_assert_int_eq(memdesc_init(), 0);
+	ck_assert_int_eq(memdesc_init(), 0);
+	f = folio_alloc(0);
+	ck_assert_ptr_nonnull(f);
+	p = folio_address(f);
+	ck_assert_uint_eq(virt_to_pfn(p), folio_pfn(f));
+	ck_assert_uint_eq(virt_to_pfn(p + 4095), folio_pfn(f));
+	ck_assert_ptr_eq(pfn_to_virt(folio_pfn(f)), p);
+	ck_assert_int_eq(((uintptr_t)p) & (MEMDESC_PAGE_SIZE - 1), 0);
+	ck_assert(pfn_valid(folio_pfn(f)));
+	ck_assert(!pfn_valid(~0UL));
+	ck_assert_uint_eq(pfn_to_memdesc(~0UL), 0);
+	ck_assert_uint_eq(pfn_to_memdesc(virt_to_pfn(&f)), 0);	/* the stack */
+	ck_assert_ptr_null(virt_to_folio(&f));
+	folio_put(f);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_memdesc_word)
+{
+	static struct folio fo;
+	memdesc_t md = memdesc_mk(&fo, MEMDESC_FOLIO);
+
+	ck_assert_int_eq(memdesc_type(md), MEMDESC_FOLIO);
+	ck_assert_ptr_eq(memdesc_ptr(md), &fo);
+	ck_assert_ptr_eq(memdesc_folio(md), &fo);
+	ck_assert_ptr_null(memdesc_slab(md));
+	md = memdesc_mk(&fo, MEMDESC_SLAB);
+	ck_assert_ptr_null(memdesc_folio(md));
+	ck_assert_ptr_eq(memdesc_slab(md), (struct slab *)&fo);
+	ck_assert_int_eq(memdesc_type(0), MEMDESC_NONE);
+	ck_assert_ptr_null(memdesc_ptr(0));
+}
+END_TEST
+
+START_TEST(test_pages_alloc_sizes)
+{
+	static const size_t sizes[] = { 1, 2, 3, 5, 7, 8, 16, 31, 100, 512, 513, 1000, 1537 };
+	static const size_t aligns[] = { 1, 2, 8, 64, 512 };
+	unsigned long pfn[13 * 5];
+	int k = 0;
+
+	for (size_t a = 0; a < 5; a++) {
+		for (size_t s = 0; s < 13; s++, k++) {
+			memdesc_t md = raw_md(k, 0, 0);
+
+			ck_assert_int_eq(pages_alloc(md, sizes[s], aligns[a], &pfn[k]), 0);
+			fix_desc(k, pfn[k], sizes[s]);
+			ck_assert_uint_eq(pfn[k] % aligns[a], 0);
+			check_mapped(pfn[k], sizes[s], md);
+			memset(pfn_to_virt(pfn[k]), k, sizes[s] * MEMDESC_PAGE_SIZE);
+		}
+	}
+	ck_assert_int_eq(memdesc_verify(), 0);
+	k = 0;
+	for (size_t a = 0; a < 5; a++) {
+		for (size_t s = 0; s < 13; s++, k++) {
+			unsigned char *p = pfn_to_virt(pfn[k]);
+
+			for (size_t i = 0; i < sizes[s] * MEMDESC_PAGE_SIZE; i += 4093)
+				ck_assert_int_eq(p[i], (unsigned char)k);
+			ck_assert_int_eq(pages_free_checked(pfn[k], sizes[s]), 0);
+			check_free(pfn[k], sizes[s]);
+		}
+	}
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_pages_alloc_bad_args)
+{
+	static struct folio fo;
+	unsigned long pfn;
+
+	ck_assert_int_eq(pages_alloc(0, 1, 1, &pfn), -EINVAL);
+	ck_assert_int_eq(pages_alloc(memdesc_mk(&fo, MEMDESC_NONE), 1, 1, &pfn), -EINVAL);
+	ck_assert_int_eq(pages_alloc(memdesc_mk(NULL, MEMDESC_FOLIO), 1, 1, &pfn), -EINVAL);
+	ck_assert_int_eq(pages_alloc(memdesc_mk(&fo, 9), 1, 1, &pfn), -EINVAL);
+	ck_assert_int_eq(pages_alloc(memdesc_mk(&fo, MEMDESC_FOLIO), 0, 1, &pfn), -EINVAL);
+	ck_assert_int_eq(pages_alloc(memdesc_mk(&fo, MEMDESC_FOLIO), 1, 3, &pfn), -EINVAL);
+	ck_assert_int_eq(pages_alloc(memdesc_mk(&fo, MEMDESC_FOLIO), 1, 0, &pfn), -EINVAL);
+	ck_assert_int_eq(pages_alloc(memdesc_mk(&fo, MEMDESC_FOLIO), 1, 1, NULL), -EINVAL);
+	ck_assert_int_eq(pages_alloc(memdesc_mk(&fo, MEMDESC_FOLIO), ~(size_t)0 >> 1, 1, &pfn),
+			 -EINVAL);
+}
+END_TEST
+
+START_TEST(test_pages_bad_free)
+{
+	memdesc_t a = raw_md(0, 0, 0), b;
+	unsigned long pa, pb;
+	struct memdesc_stats before, after;
+
+	ck_assert_int_eq(pages_alloc(a, 10, 1, &pa), 0);
+	fix_desc(0, pa, 10);
+	b = raw_md(1, 0, 0);
+	ck_assert_int_eq(pages_alloc(b, 4, 4, &pb), 0);
+	fix_desc(1, pb, 4);
+	memdesc_stats(&before);
+	/* Wrong sizes, interior starts, straddling, not allocated, outside. */
+	ck_assert_int_eq(pages_free_checked(pa, 9), -EINVAL);
+	ck_assert_int_eq(pages_free_checked(pa, 11), -EINVAL);
+	ck_assert_int_eq(pages_free_checked(pa + 1, 9), -EINVAL);
+	ck_assert_int_eq(pages_free_checked(pa, 0), -EINVAL);
+	ck_assert_int_eq(pages_free_checked(pb, 2), -EINVAL);
+	ck_assert_int_eq(pages_free_checked(pb + 2, 2), -EINVAL);
+	ck_assert_int_eq(pages_free_checked(~0UL - 4, 2), -EINVAL);
+	ck_assert_int_eq(pages_free_checked(1000000, 1), -EINVAL);	/* never allocated */
+	pages_free(pa, 3);	/* the void variant reports too */
+	memdesc_stats(&after);
+	ck_assert_uint_eq(before.pages_folio, after.pages_folio);
+	ck_assert_uint_eq(before.pages_arena_alloc, after.pages_arena_alloc);
+	check_mapped(pa, 10, a);
+	check_mapped(pb, 4, b);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	ck_assert_int_eq(pages_free_checked(pa, 10), 0);
+	/* Double free. */
+	ck_assert_int_eq(pages_free_checked(pa, 10), -EINVAL);
+	ck_assert_int_eq(pages_free_checked(pb, 4), 0);
+	ck_assert_int_eq(pages_free_checked(pb, 4), -EINVAL);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_folio_orders)
+{
+	struct folio *f[13];
+
+	for (unsigned int o = 0; o <= 12; o++) {
+		char *p;
+
+		f[o] = folio_alloc(o);
+		ck_assert_ptr_nonnull(f[o]);
+		ck_assert_uint_eq(folio_nr_pages(f[o]), (size_t)1 << o);
+		ck_assert_uint_eq(folio_order(f[o]), o);
+		ck_assert_uint_eq(folio_pfn(f[o]) & (((size_t)1 << o) - 1), 0);
+		ck_assert_int_eq(folio_ref_count(f[o]), 1);
+		p = folio_address(f[o]);
+		ck_assert_ptr_eq(virt_to_folio(p), f[o]);
+		ck_assert_ptr_eq(virt_to_folio(p + (MEMDESC_PAGE_SIZE << o) - 1), f[o]);
+		ck_assert_ptr_eq(memdesc_folio(pfn_to_memdesc(folio_pfn(f[o]))), f[o]);
+		p[0] = 1;
+		p[(MEMDESC_PAGE_SIZE << o) - 1] = 2;
+	}
+	errno = 0;
+	ck_assert_ptr_null(folio_alloc(FOLIO_MAX_ORDER + 1));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	for (unsigned int o = 0; o <= 12; o++) {
+		unsigned long pfn = folio_pfn(f[o]);
+
+		folio_get(f[o]);
+		ck_assert_int_eq(folio_ref_count(f[o]), 2);
+		folio_put(f[o]);
+		ck_assert_ptr_eq(virt_to_folio(pfn_to_virt(pfn)), f[o]);
+		folio_put(f[o]);
+		check_free(pfn, (size_t)1 << o);
+	}
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_folio_any_size)
+{
+	static const size_t sizes[] = { 1, 3, 5, 6, 7, 12, 100, 777 };
+	struct folio *f[8];
+
+	for (int i = 0; i < 8; i++) {
+		f[i] = folio_alloc_pages(sizes[i]);
+		ck_assert_ptr_nonnull(f[i]);
+		ck_assert_uint_eq(folio_nr_pages(f[i]), sizes[i]);
+		check_mapped(folio_pfn(f[i]), sizes[i], memdesc_mk(f[i], MEMDESC_FOLIO));
+		memset(folio_address(f[i]), i, sizes[i] * MEMDESC_PAGE_SIZE);
+	}
+	errno = 0;
+	ck_assert_ptr_null(folio_alloc_pages(0));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	for (int i = 0; i < 8; i++) {
+		unsigned long pfn = folio_pfn(f[i]);
+
+		folio_put(f[i]);
+		check_free(pfn, sizes[i]);
+	}
+}
+END_TEST
+
+START_TEST(test_folio_put_zero)
+{
+	struct folio *f = folio_alloc(1);
+	unsigned long pfn = folio_pfn(f);
+	struct memdesc_stats a, b;
+
+	folio_put(f);
+	memdesc_stats(&a);
+	folio_put(f);		/* reported: refcount 0 */
+	memdesc_stats(&b);
+	ck_assert_uint_eq(a.pages_folio, b.pages_folio);
+	ck_assert_uint_eq(a.nr_folios, b.nr_folios);
+	check_free(pfn, 2);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_folio_split)
+{
+	struct folio *f = folio_alloc(6), *g, *pieces[64];
+	unsigned long pfn = folio_pfn(f);
+	struct memdesc_stats st;
+	struct mdt_rng rng;
+
+	ck_assert_ptr_nonnull(f);
+	memset(folio_address(f), 0x5a, 64 * MEMDESC_PAGE_SIZE);
+	ck_assert_int_eq(folio_split(f, 6), -EINVAL);
+	ck_assert_int_eq(folio_split(f, 7), -EINVAL);
+	folio_get(f);
+	ck_assert_int_eq(folio_split(f, 0), -EBUSY);
+	folio_put(f);
+	ck_assert_int_eq(folio_split(f, 3), 0);
+	ck_assert_uint_eq(folio_nr_pages(f), 8);
+	ck_assert_uint_eq(folio_order(f), 3);
+	for (int i = 0; i < 8; i++) {
+		g = virt_to_folio(pfn_to_virt(pfn + 8 * i));
+		ck_assert_ptr_nonnull(g);
+		ck_assert_uint_eq(folio_pfn(g), pfn + 8 * i);
+		ck_assert_uint_eq(folio_nr_pages(g), 8);
+		ck_assert_int_eq(folio_ref_count(g), 1);
+		check_mapped(pfn + 8 * i, 8, memdesc_mk(g, MEMDESC_FOLIO));
+		if (i)
+			ck_assert_ptr_ne(g, f);
+	}
+	ck_assert_int_eq(memdesc_verify(), 0);
+	/* Split a piece again, then free all 1+... pieces in random order. */
+	g = virt_to_folio(pfn_to_virt(pfn + 16));
+	ck_assert_int_eq(folio_split(g, 0), 0);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	{
+		int n = 0;
+
+		for (unsigned long p = pfn; p < pfn + 64; p += folio_nr_pages(pieces[n - 1]))
+			pieces[n++] = virt_to_folio(pfn_to_virt(p));
+		ck_assert_int_eq(n, 7 + 8);
+		mdt_rng_init(&rng, 42);
+		for (int i = n - 1; i > 0; i--) {
+			int j = (int)mdt_rng_below(&rng, (uint64_t)i + 1);
+			struct folio *t = pieces[i];
+
+			pieces[i] = pieces[j];
+			pieces[j] = t;
+		}
+		for (int i = 0; i < n; i++) {
+			unsigned char *p = folio_address(pieces[i]);
+
+			ck_assert_int_eq(p[0], 0x5a);
+			folio_put(pieces[i]);
+			ck_assert_int_eq(memdesc_verify(), 0);
+		}
+	}
+	check_free(pfn, 64);
+	memdesc_stats(&st);
+	ck_assert_uint_eq(st.pages_split_held, 0);
+	/* Not a power of two: -EINVAL. */
+	f = folio_alloc_pages(3);
+	ck_assert_int_eq(folio_split(f, 0), -EINVAL);
+	folio_put(f);
+}
+END_TEST
+
+static void *thread_pages(void *arg)
+{
+	unsigned long pfn[40];
+	struct folio *f[40];
+
+	(void)arg;
+	for (int i = 0; i < 40; i++)
+		f[i] = folio_alloc(0);
+	for (int i = 0; i < 40; i++) {
+		pfn[i] = folio_pfn(f[i]);
+		folio_put(f[i]);
+	}
+	for (int i = 0; i < 40; i++)
+		ck_assert_uint_eq(pfn_to_memdesc(pfn[i]), 0);
+	return NULL;
+}
+
+START_TEST(test_pcache_and_purge)
+{
+	struct memdesc_stats st, st2;
+	struct folio *f[100];
+	pthread_t t;
+
+	memdesc_purge();
+	memdesc_stats(&st);
+	ck_assert_uint_eq(st.pages_pcache, 0);
+	ck_assert_uint_eq(st.pages_dirty, 0);
+	/* Thread exit drains its page cache. */
+	ck_assert_int_eq(pthread_create(&t, NULL, thread_pages, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	memdesc_stats(&st2);
+	ck_assert_uint_eq(st2.pages_pcache, 0);
+	ck_assert_uint_ge(st2.pages_dirty, 1);
+	for (int i = 0; i < 100; i++)
+		f[i] = folio_alloc(0);
+	for (int i = 0; i < 100; i++)
+		folio_put(f[i]);
+	memdesc_stats(&st);
+	ck_assert_uint_ge(st.pages_pcache, 1);
+	memdesc_thread_drain();
+	memdesc_stats(&st);
+	ck_assert_uint_eq(st.pages_pcache, 0);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	memdesc_purge();
+	memdesc_stats(&st);
+	ck_assert_uint_eq(st.pages_dirty, 0);
+	ck_assert_uint_ge(st.purges, 1);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_chunks_released)
+{
+	struct memdesc_stats a, b, c;
+	struct folio *f[8];
+
+	memdesc_purge();
+	memdesc_stats(&a);
+	/* 8 x 4 MiB: new chunks. */
+	for (int i = 0; i < 8; i++) {
+		f[i] = folio_alloc(10);
+		ck_assert_ptr_nonnull(f[i]);
+		memset(folio_address(f[i]), 1, 4 << 20);
+	}
+	memdesc_stats(&b);
+	ck_assert_uint_ge(b.bytes_mapped, a.bytes_mapped + (24u << 20));
+	ck_assert_uint_ge(b.pages_folio, a.pages_folio + 8 * 1024);
+	for (int i = 0; i < 8; i++)
+		folio_put(f[i]);
+	memdesc_purge();
+	memdesc_stats(&c);
+	ck_assert_uint_gt(c.chunk_unmaps, a.chunk_unmaps);
+	ck_assert_uint_le(c.bytes_mapped, a.bytes_mapped + (4u << 20));
+	ck_assert_uint_eq(c.pages_folio, a.pages_folio);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_stats)
+{
+	struct memdesc_stats a, b;
+	struct folio *f;
+
+	memdesc_stats(&a);
+	f = folio_alloc(4);
+	memdesc_stats(&b);
+	ck_assert_uint_eq(b.pages_folio, a.pages_folio + 16);
+	ck_assert_uint_eq(b.nr_folios, a.nr_folios + 1);
+	ck_assert_uint_eq(b.meta_folios, b.nr_folios * sizeof(struct folio));
+	ck_assert_uint_gt(b.meta_xa_nodes, 0);
+	ck_assert_uint_gt(b.meta_vmem_tags, 0);
+	ck_assert_uint_gt(b.bytes_limit, 0);
+	ck_assert_uint_ge(b.bytes_mapped, 16 * MEMDESC_PAGE_SIZE);
+	ck_assert_uint_ge(b.pages_slab, 1);
+	folio_put(f);
+	memdesc_stats(&b);
+	ck_assert_uint_eq(b.pages_folio, a.pages_folio);
+}
+END_TEST
+
+static Suite *memdesc_suite(void)
+{
+	Suite *s = suite_create("memdesc");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_init_and_pfn);
+	tcase_add_test(tc, test_memdesc_word);
+	tcase_add_test(tc, test_pages_alloc_sizes);
+	tcase_add_test(tc, test_pages_alloc_bad_args);
+	tcase_add_test(tc, test_pages_bad_free);
+	tcase_add_test(tc, test_folio_orders);
+	tcase_add_test(tc, test_folio_any_size);
+	tcase_add_test(tc, test_folio_put_zero);
+	tcase_add_test(tc, test_folio_split);
+	tcase_add_test(tc, test_pcache_and_purge);
+	tcase_add_test(tc, test_chunks_released);
+	tcase_add_test(tc, test_stats);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return mdt_run(memdesc_suite());
+}

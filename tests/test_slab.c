@@ -1,0 +1,389 @@
+/*
+ * test_slab: unit tests of slab.h: cache creation and its argument checks, alignment,
+ * object lookup from any pointer, bad frees (wrong cache, interior pointer, not a slab,
+ * double free) reported with nothing changed, magazines across threads and at thread
+ * exit, reaping, type-stable caches, destroy, verification.
+ */
+#include "mdt.h"
+#include "memdesc.h"
+#include "slab.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu-bp.h>
+
+/* Give everything back: magazines to the depot, depot and empty slabs to pages. */
+static void drain(struct kmem_cache *c)
+{
+	kmem_thread_flush();
+	kmem_cache_reap(c);
+	kmem_cache_reap(c);
+}
+
+START_TEST(test_create_args)
+{
+	errno = 0;
+	ck_assert_ptr_null(kmem_cache_create("x", 0, 0, 0));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(kmem_cache_create("x", KMEM_MAX_SIZE + 1, 0, 0));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(kmem_cache_create("x", 16, 3, 0));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(kmem_cache_create("x", 16, KMEM_MAX_ALIGN * 2, 0));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(kmem_cache_create(NULL, 16, 0, 0));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(kmem_cache_create("x", 16, 0, 0x100));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(kmem_cache_alloc(NULL));
+	ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+START_TEST(test_alloc_free_sizes)
+{
+	static const size_t sizes[] = { 1, 8, 16, 24, 100, 256, 1000, 4096, 5000, 65536, 300000 };
+	static const size_t aligns[] = { 0, 16, 64, 256, 4096 };
+
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		for (size_t a = 0; a < 5; a++) {
+			struct kmem_cache *c = kmem_cache_create("sized", sizes[s], aligns[a], 0);
+			size_t n = sizes[s] > 10000 ? 20 : 300, al = aligns[a] ? aligns[a] : 16;
+			void **objs = calloc(n, sizeof(void *));
+			struct kmem_cache_stats st;
+
+			ck_assert_ptr_nonnull(c);
+			ck_assert_uint_eq(kmem_cache_size(c), sizes[s]);
+			ck_assert_str_eq(kmem_cache_name(c), "sized");
+			for (size_t i = 0; i < n; i++) {
+				struct kmem_obj_info info;
+
+				objs[i] = kmem_cache_alloc(c);
+				ck_assert_ptr_nonnull(objs[i]);
+				ck_assert_uint_eq((uintptr_t)objs[i] % al, 0);
+				memset(objs[i], (int)i, sizes[s]);
+				ck_assert_int_eq(kmem_obj_info((char *)objs[i] + sizes[s] - 1, &info),
+						 0);
+				ck_assert_ptr_eq(info.obj, objs[i]);
+				ck_assert_ptr_eq(info.cache, c);
+				ck_assert_uint_eq(info.size, sizes[s]);
+				ck_assert(info.allocated);
+				ck_assert_ptr_eq(slab_cache(info.slab), c);
+				ck_assert_ptr_eq(memdesc_slab(pfn_to_memdesc(virt_to_pfn(objs[i]))),
+						 info.slab);
+			}
+			ck_assert_int_eq(kmem_cache_verify(c), 0);
+			for (size_t i = 0; i < n; i++) {
+				unsigned char *p = objs[i];
+
+				ck_assert_int_eq(p[0], (unsigned char)i);
+				ck_assert_int_eq(p[sizes[s] - 1], (unsigned char)i);
+				ck_assert_int_eq(kmem_cache_free_checked(c, objs[i]), 0);
+			}
+			drain(c);
+			kmem_cache_stats(c, &st);
+			ck_assert_uint_eq(st.objs_slab_inuse, 0);
+			ck_assert_uint_eq(st.slabs, 0);
+			ck_assert_int_eq(kmem_cache_verify(c), 0);
+			kmem_cache_destroy(c);
+			free(objs);
+		}
+	}
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_bad_frees)
+{
+	struct kmem_cache *a = kmem_cache_create("a", 64, 0, 0);
+	struct kmem_cache *b = kmem_cache_create("b", 64, 0, 0);
+	struct kmem_cache_stats sa, sb, sa2, sb2;
+	void *x = kmem_cache_alloc(a), *y = kmem_cache_alloc(b);
+	struct folio *f = folio_alloc(0);
+	int stack;
+
+	kmem_cache_stats(a, &sa);
+	kmem_cache_stats(b, &sb);
+	ck_assert_int_eq(kmem_cache_free_checked(b, x), -EINVAL);	/* wrong cache */
+	ck_assert_int_eq(kmem_cache_free_checked(a, (char *)x + 8), -EINVAL);	/* interior */
+	ck_assert_int_eq(kmem_cache_free_checked(a, &stack), -EINVAL);	/* not ours */
+	ck_assert_int_eq(kmem_cache_free_checked(a, folio_address(f)), -EINVAL);	/* a folio */
+	ck_assert_int_eq(kmem_cache_free_checked(a, NULL), -EINVAL);
+	kmem_cache_free(b, x);						/* reported too */
+	{
+		struct kmem_obj_info info;
+
+		ck_assert_int_eq(kmem_obj_info(&stack, &info), -EINVAL);
+		ck_assert_int_eq(kmem_obj_info(folio_address(f), &info), -EINVAL);
+	}
+	kmem_cache_stats(a, &sa2);
+	kmem_cache_stats(b, &sb2);
+	ck_assert_uint_eq(sa.objs_slab_inuse, sa2.objs_slab_inuse);
+	ck_assert_uint_eq(sb.objs_slab_inuse, sb2.objs_slab_inuse);
+	ck_assert_int_eq(kmem_cache_verify(a), 0);
+	ck_assert_int_eq(kmem_cache_verify(b), 0);
+	/* Double free once the first free has reached the slab. */
+	ck_assert_int_eq(kmem_cache_free_checked(a, x), 0);
+	kmem_thread_flush();
+	kmem_cache_reap(a);	/* depot magazines not used since the last reap go */
+	kmem_cache_reap(a);
+	{
+		struct kmem_obj_info info;
+		void *keep = kmem_cache_alloc(a);	/* keep the slab alive */
+
+		ck_assert_int_eq(kmem_obj_info(x, &info), 0);
+		if (keep != x) {
+			ck_assert(!info.allocated);
+			ck_assert_int_eq(kmem_cache_free_checked(a, x), -EINVAL);
+		}
+		kmem_cache_free(a, keep);
+	}
+	ck_assert_int_eq(kmem_cache_verify(a), 0);
+	kmem_cache_free(b, y);
+	folio_put(f);
+	drain(a);
+	drain(b);
+	kmem_cache_destroy(a);
+	kmem_cache_destroy(b);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_many_objects)
+{
+	struct kmem_cache *c = kmem_cache_create("many", 48, 0, 0);
+	size_t n = mdt_scaled(200000);
+	void **o = malloc(n * sizeof(void *));
+	struct kmem_cache_stats st;
+
+	for (size_t i = 0; i < n; i++) {
+		o[i] = kmem_cache_alloc(c);
+		ck_assert_ptr_nonnull(o[i]);
+		*(size_t *)o[i] = i;
+	}
+	kmem_cache_stats(c, &st);
+	ck_assert_uint_ge(st.slabs, n / st.objs_per_slab);
+	ck_assert_int_eq(kmem_cache_verify(c), 0);
+	for (size_t i = 0; i < n; i += 2)
+		kmem_cache_free(c, o[i]);
+	for (size_t i = 1; i < n; i += 2) {
+		ck_assert_uint_eq(*(size_t *)o[i], i);
+		kmem_cache_free(c, o[i]);
+	}
+	drain(c);
+	kmem_cache_stats(c, &st);
+	ck_assert_uint_eq(st.slabs, 0);
+	ck_assert_uint_eq(st.objs_slab_inuse, 0);
+	ck_assert_uint_eq(st.objs_depot, 0);
+	ck_assert_int_eq(kmem_cache_verify(c), 0);
+	kmem_cache_destroy(c);
+	free(o);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+struct xfer {
+	struct kmem_cache *c;
+	void **objs;
+	size_t n;
+};
+
+static void *thread_alloc(void *arg)
+{
+	struct xfer *x = arg;
+
+	for (size_t i = 0; i < x->n; i++)
+		x->objs[i] = kmem_cache_alloc(x->c);
+	return NULL;	/* magazines go back to the depot at thread exit */
+}
+
+static void *thread_free(void *arg)
+{
+	struct xfer *x = arg;
+
+	for (size_t i = 0; i < x->n; i++)
+		kmem_cache_free(x->c, x->objs[i]);
+	return NULL;
+}
+
+START_TEST(test_cross_thread_and_exit)
+{
+	struct kmem_cache *c = kmem_cache_create("xfer", 200, 0, 0);
+	struct xfer x = { c, NULL, 5000 };
+	struct kmem_cache_stats st;
+	pthread_t t;
+
+	x.objs = calloc(x.n, sizeof(void *));
+	ck_assert_int_eq(pthread_create(&t, NULL, thread_alloc, &x), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	for (size_t i = 0; i < x.n; i++)
+		ck_assert_ptr_nonnull(x.objs[i]);
+	ck_assert_int_eq(pthread_create(&t, NULL, thread_free, &x), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	/* The freeing thread has exited: its magazines are in the depot. */
+	kmem_cache_stats(c, &st);
+	ck_assert_uint_eq(st.objs_slab_inuse, st.objs_depot);
+	ck_assert_int_eq(kmem_cache_verify(c), 0);
+	kmem_cache_reap(c);
+	kmem_cache_reap(c);
+	kmem_cache_stats(c, &st);
+	ck_assert_uint_eq(st.objs_slab_inuse, 0);
+	ck_assert_uint_eq(st.slabs, 0);
+	kmem_cache_destroy(c);
+	free(x.objs);
+}
+END_TEST
+
+struct hammer {
+	struct kmem_cache *c;
+	int seed;
+};
+
+static void *thread_hammer(void *arg)
+{
+	struct hammer *h = arg;
+	void *objs[512];
+	struct mdt_rng r;
+
+	mdt_rng_init(&r, (uint64_t)h->seed);
+	for (int round = 0; round < (int)mdt_scaled(400); round++) {
+		int n = 1 + (int)mdt_rng_below(&r, 512);
+
+		for (int i = 0; i < n; i++)
+			objs[i] = kmem_cache_alloc(h->c);
+		for (int i = 0; i < n; i++)
+			kmem_cache_free(h->c, objs[i]);
+	}
+	return NULL;
+}
+
+START_TEST(test_contention_grows_magazines)
+{
+	struct kmem_cache *c = kmem_cache_create("hammer", 32, 0, 0);
+	struct kmem_cache_stats st0, st;
+	struct hammer h[4];
+	pthread_t t[4];
+
+	kmem_cache_stats(c, &st0);
+	for (int i = 0; i < 4; i++) {
+		h[i].c = c;
+		h[i].seed = i + 1;
+		ck_assert_int_eq(pthread_create(&t[i], NULL, thread_hammer, &h[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+	kmem_cache_stats(c, &st);
+	/* Contention is up to the scheduler; the size only ever grows, with it. */
+	ck_assert_uint_ge(st.mag_rounds, st0.mag_rounds);
+	if (st.depot_contention >= 16)
+		ck_assert_uint_gt(st.mag_rounds, st0.mag_rounds);
+	ck_assert_int_eq(kmem_cache_verify(c), 0);
+	drain(c);
+	kmem_cache_stats(c, &st);
+	ck_assert_uint_eq(st.objs_slab_inuse, 0);
+	kmem_cache_destroy(c);
+}
+END_TEST
+
+START_TEST(test_typesafe_and_reap)
+{
+	struct kmem_cache *c = kmem_cache_create("rcu", 128, 0, KMC_TYPESAFE_BY_RCU);
+	struct memdesc_stats a, b;
+	void *o[1000];
+
+	for (int i = 0; i < 1000; i++)
+		o[i] = kmem_cache_alloc(c);
+	memdesc_stats(&a);
+	for (int i = 0; i < 1000; i++)
+		kmem_cache_free(c, o[i]);
+	drain(c);
+	/* Unmapped at once, pages freed after a grace period. */
+	for (int i = 0; i < 1000; i++)
+		ck_assert_uint_eq(pfn_to_memdesc(virt_to_pfn(o[i])), 0);
+	rcu_barrier();
+	memdesc_stats(&b);
+	ck_assert_uint_le(b.pages_slab + 1000 * 128 / 4096, a.pages_slab);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	kmem_cache_destroy(c);
+}
+END_TEST
+
+START_TEST(test_destroy_with_objects)
+{
+	struct kmem_cache *c = kmem_cache_create("leaky", 64, 0, 0);
+	void *o = kmem_cache_alloc(c);
+
+	*(int *)o = 7;
+	kmem_cache_destroy(c);	/* reported; the slab stays */
+	ck_assert_int_eq(*(int *)o, 7);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_cache_ids)
+{
+	struct kmem_cache *c[KMEM_MAX_CACHES];
+	int n = 0;
+
+	for (; n < KMEM_MAX_CACHES; n++) {
+		c[n] = kmem_cache_create("many", 16, 0, 0);
+		if (!c[n]) {
+			ck_assert_int_eq(errno, EMFILE);
+			break;
+		}
+	}
+	ck_assert_int_gt(n, KMEM_MAX_CACHES - 16);
+	for (int i = 0; i < n; i++) {
+		void *p = kmem_cache_alloc(c[i]);
+
+		ck_assert_ptr_nonnull(p);
+		kmem_cache_free(c[i], p);
+		kmem_cache_destroy(c[i]);
+	}
+	/* Ids were given back. */
+	c[0] = kmem_cache_create("again", 16, 0, 0);
+	ck_assert_ptr_nonnull(c[0]);
+	kmem_cache_destroy(c[0]);
+	/* No-magazine caches need no id. */
+	c[0] = kmem_cache_create("nomag", 16, 0, KMC_NOMAGAZINE);
+	{
+		void *p = kmem_cache_alloc(c[0]);
+
+		ck_assert_int_eq(kmem_cache_free_checked(c[0], p), 0);
+		ck_assert_int_eq(kmem_cache_free_checked(c[0], p), -EINVAL);	/* in its slab */
+	}
+	kmem_cache_destroy(c[0]);
+}
+END_TEST
+
+static Suite *slab_suite(void)
+{
+	Suite *s = suite_create("slab");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_create_args);
+	tcase_add_test(tc, test_alloc_free_sizes);
+	tcase_add_test(tc, test_bad_frees);
+	tcase_add_test(tc, test_many_objects);
+	tcase_add_test(tc, test_cross_thread_and_exit);
+	tcase_add_test(tc, test_contention_grows_magazines);
+	tcase_add_test(tc, test_typesafe_and_reap);
+	tcase_add_test(tc, test_destroy_with_objects);
+	tcase_add_test(tc, test_cache_ids);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return mdt_run(slab_suite());
+}
