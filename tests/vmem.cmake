@@ -1,3 +1,5 @@
 # vmem tests (alloc/vmem*): unit, differential against a bitmap model, fragmentation
 # against buddy rounding, multi-threaded stress.
 memdesc_add_test(NAME test_vmem SOURCES test_vmem.c LIBS memdesc_vmem LABELS vmem)
+memdesc_add_test(NAME test_vmem_diff SOURCES test_vmem_diff.c LIBS memdesc_vmem LABELS vmem
+                 TIMEOUT 300)
