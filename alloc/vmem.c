@@ -1209,8 +1209,12 @@ void vmem__debug_check(vmem_t *vm)
 {
 #ifdef MEMDESC_DEBUG
 	unsigned long ops = atomic_fetch_add(&vm->vm_debug_ops, 1);
-	size_t tags = vm->vm_nalloc + vm->vm_nfree + vm->vm_nspans;	/* racy read: a hint */
-	size_t every = tags / VMEM_DEBUG_AMORTIZE + 1;
+	size_t tags, every;
+
+	pthread_mutex_lock(&vm->vm_lock);
+	tags = vm->vm_nalloc + vm->vm_nfree + vm->vm_nspans;
+	pthread_mutex_unlock(&vm->vm_lock);
+	every = tags / VMEM_DEBUG_AMORTIZE + 1;
 
 	if (ops % every != 0)
 		return;
