@@ -17,3 +17,4 @@ function(memdesc_xarray_test name)
 endfunction()
 
 memdesc_xarray_test(test_xarray SOURCES test_xarray.c)
+memdesc_xarray_test(test_xarray_diff SOURCES test_xarray_diff.c TIMEOUT 300)

@@ -890,6 +890,14 @@ static void xa__store_piece(struct xarray *xa, struct xa__op *op, unsigned long 
 	shift = node->xa_shift;
 	if ((base >> shift) > XA_CHUNK_MASK)
 		return;	/* NULL store beyond the tree (a non-NULL one grew it) */
+	if (ps > shift) {
+		/* A NULL block at least as large as the tree, holding index 0: all of it. */
+		__atomic_store_n(&xa->xa_head, NULL, __ATOMIC_RELEASE);
+		for (xa_mark_t m = 0; m < XA_MAX_MARKS; m++)
+			xa__flags_mark(xa, m, false);
+		xa__free_subtree(xa, &op->fl, node);
+		return;
+	}
 
 	while (shift > ps) {
 		struct xa_node *child;
@@ -1258,6 +1266,8 @@ static unsigned int xa__pos_order(const struct xa__pos *pos)
  */
 int xa_split(struct xarray *xa, unsigned long index, unsigned int new_order)
 {
+	struct xa__op op = { .first = index, .last = index };
+
 	for (;;) {
 		struct xa__pos pos;
 		unsigned long need;
@@ -1277,10 +1287,9 @@ int xa_split(struct xarray *xa, unsigned long index, unsigned int new_order)
 		}
 		if (need <= xa->xa_nr_reserve) {
 			xa__split_locked(xa, &pos, new_order);
-#ifdef MEMDESC_DEBUG
-			xa__verify_path(xa, index);
-#endif
-			xa__unlock(xa);
+			/* A root whose only slot held the entry now holds a node. */
+			xa__shrink(xa, &op);
+			xa__op_done(xa, &op);
 			return 0;
 		}
 		xa__unlock(xa);
