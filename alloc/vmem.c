@@ -86,14 +86,16 @@
  * 16-bucket table inside the arena and is replaced by a table twice the number of
  * segments (at least one page) mapped from the OS when the load passes 2; the new table
  * is mapped with the arena lock dropped, and if the OS refuses, growth is skipped and
- * the allocation still succeeds (chains are longer, nothing is wrong). A free whose start
+ * the allocation still succeeds (chains are longer, nothing is wrong). Tables never
+ * shrink while the arena lives (an arena's peak number of segments is its steady state
+ * in practice; vmem_destroy unmaps the table). A free whose start
  * is not an allocated segment's, or whose size differs from it, is reported on stderr
  * (function, arena, range, and the size allocated if there is one) and changes nothing.
  *
  * 9. The boundary-tag reserve
  *
- * Tags come from a global pool (vmem_mem.c: a static boot array, then chunks mapped
- * from the OS). Each arena keeps a reserve of tags under its own lock, and an operation
+ * Tags (56 bytes each) come from a global pool (vmem_mem.c: a static boot array, then
+ * chunks mapped from the OS; vmem_tag_lock protects it). Each arena keeps a reserve of tags under its own lock, and an operation
  * refills it before it looks at the arena: with the arena lock dropped it takes a batch
  * (VMEM_SEGS_REFILL) from the pool, then relocks and starts over. So the pool's lock and
  * the OS are never entered with an arena lock held, and when no tag can be had the
@@ -143,7 +145,12 @@
  *    caches' locks in order, then vm_lock).
  *  - vmem_tag_lock and vmem_arena_lock (vmem_mem.c): leaves, never held while taking
  *    another lock, never taken with vm_lock held.
- *  - Callbacks (import, release) are called with no lock of this arena held.
+ *  - Callbacks (import, release) are called without vm_lock (release may run with a
+ *    quantum cache's lock of this arena held); they may use the source arena and the
+ *    OS, and must not call back into this arena.
+ *  - No lock is held between calls, so nothing here needs fork handlers of its own;
+ *    a fork while another thread holds an arena lock is the caller's to prevent
+ *    (the malloc layer's pthread_atfork handlers take the locks it needs).
  *
  * 13. Failure modes
  *

@@ -3,8 +3,8 @@
  *
  * vmem/alloc_free/fit:F/quanta:K/nfree:N times one allocation of K quanta and its free
  * under fit policy F (0 instant-fit, 1 best-fit, 2 next-fit), on an arena whose free
- * lists hold N free segments (sizes 1 to 1024 quanta spread over the lists, each kept
- * apart by an allocated quantum) plus one large free tail. Quantum caches are off, so
+ * lists hold N free segments (sizes 2 to 1025 quanta spread over the lists, none of a
+ * benchmarked size, each kept apart by an allocated quantum) plus one large free tail. Quantum caches are off, so
  * the segment lists are what is measured; instant-fit should cost the same for N = 10
  * and N = 100,000, best-fit pays for the length of one list, next-fit for the walk
  * from its rotor. A pair restores the free segments it found, so the arena is built
@@ -24,10 +24,16 @@
 static const int policies[] = { VMEM_INSTANTFIT, VMEM_BESTFIT, VMEM_NEXTFIT };
 static const char *const policy_names[] = { "instant-fit", "best-fit", "next-fit" };
 
-/* Size of the i-th prepared free segment: 1..1024 quanta, well mixed. */
+/*
+ * Size of the i-th prepared free segment: 1..1025 quanta, well mixed, never exactly one
+ * of the benchmarked sizes, so that best-fit cannot stop at an exact fit and pays for
+ * scanning a whole list.
+ */
 static size_t hole_quanta(size_t i)
 {
-	return 1 + (size_t)((i * 2654435761u) % 1024u);
+	size_t s = 1 + (size_t)((i * 2654435761u) % 1024u);
+
+	return s == 1 || s == 3 || s == 8 || s == 64 || s == 512 ? s + 1 : s;
 }
 
 /* An arena with @nfree free segments; NULL on failure. */
