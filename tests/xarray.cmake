@@ -18,3 +18,4 @@ endfunction()
 
 memdesc_xarray_test(test_xarray SOURCES test_xarray.c)
 memdesc_xarray_test(test_xarray_diff SOURCES test_xarray_diff.c TIMEOUT 300)
+memdesc_xarray_test(test_xarray_stress SOURCES test_xarray_stress.c TIMEOUT 300)
