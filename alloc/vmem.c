@@ -148,9 +148,9 @@
  *  - Callbacks (import, release) are called without vm_lock (release may run with a
  *    quantum cache's lock of this arena held); they may use the source arena and the
  *    OS, and must not call back into this arena.
- *  - No lock is held between calls, so nothing here needs fork handlers of its own;
- *    a fork while another thread holds an arena lock is the caller's to prevent
- *    (the malloc layer's pthread_atfork handlers take the locks it needs).
+ *  - No lock is held between calls. A fork() while another thread is inside vmem
+ *    leaves that arena's lock held in the child: the layer above must prevent it
+ *    (pthread_atfork handlers that take the locks it needs), vmem registers none.
  *
  * 13. Failure modes
  *

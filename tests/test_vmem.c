@@ -512,6 +512,79 @@ START_TEST(test_import_source_exhausted)
 }
 END_TEST
 
+static int fixed_imports, fixed_releases;
+
+/* An import that always hands out the same range: the second one overlaps the first. */
+static int fixed_import(vmem_t *src, size_t size, int flags, uintptr_t *addrp)
+{
+	(void)src, (void)size, (void)flags;
+	fixed_imports++;
+	*addrp = 64 * Q;
+	return 0;
+}
+
+/* An import that returns a misaligned start. */
+static int crooked_import(vmem_t *src, size_t size, int flags, uintptr_t *addrp)
+{
+	(void)src, (void)size, (void)flags;
+	fixed_imports++;
+	*addrp = 64 * Q + 8;
+	return 0;
+}
+
+static int refusing_import(vmem_t *src, size_t size, int flags, uintptr_t *addrp)
+{
+	(void)src, (void)size, (void)flags, (void)addrp;
+	fixed_imports++;
+	return -ENOMEM;
+}
+
+static void counting_release(vmem_t *src, uintptr_t addr, size_t size)
+{
+	(void)src, (void)addr, (void)size;
+	fixed_releases++;
+}
+
+START_TEST(test_import_misbehaving)
+{
+	vmem_t *src = arena(0, 4, 0);
+	vmem_t *vm;
+	struct capture cap;
+	uintptr_t a, b;
+
+	fixed_imports = fixed_releases = 0;
+	vm = vmem_create("fixed", 0, 0, Q, fixed_import, counting_release, src, 0, 0);
+	ck_assert_ptr_nonnull(vm);
+	ck_assert_int_eq(vmem_alloc(vm, 2 * Q, 0, &a), 0);
+	ck_assert_uint_eq(a, 64 * Q);
+	capture_begin(&cap);
+	ck_assert_int_eq(vmem_alloc(vm, 2 * Q, 0, &b), -ENOMEM);	/* overlapping import */
+	ck_assert_ptr_nonnull(strstr(capture_end(&cap), "overlaps"));
+	ck_assert_int_eq(fixed_imports, 2);
+	ck_assert_int_eq(fixed_releases, 1);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), 2 * Q);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	vmem_free(vm, a, 2 * Q);
+	ck_assert_int_eq(fixed_releases, 2);
+	vmem_destroy(vm);
+
+	vm = vmem_create("crooked", 0, 0, Q, crooked_import, counting_release, src, 0, 0);
+	ck_assert_int_eq(vmem_alloc(vm, Q, 0, &a), -ENOMEM);
+	ck_assert_int_eq(fixed_releases, 3);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	vmem_destroy(vm);
+
+	vm = vmem_create("refusing", 0, 0, Q, refusing_import, counting_release, src, 0, 0);
+	ck_assert_int_eq(vmem_alloc(vm, Q, VMEM_BESTFIT, &a), -ENOMEM);
+	ck_assert_int_eq(fixed_imports, 4);
+	ck_assert_int_eq(fixed_releases, 3);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), 0);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	vmem_destroy(vm);
+	vmem_destroy(src);
+}
+END_TEST
+
 /* ---- the boundary-tag reserve failing -------------------------------------------------- */
 
 START_TEST(test_tag_refill_failure)
@@ -717,6 +790,7 @@ static Suite *vmem_suite(void)
 	tcase_add_test(tc, test_top_of_address_space);
 	tcase_add_test(tc, test_import_three_deep);
 	tcase_add_test(tc, test_import_source_exhausted);
+	tcase_add_test(tc, test_import_misbehaving);
 	tcase_add_test(tc, test_tag_refill_failure);
 	tcase_add_test(tc, test_tag_refill_failure_on_import);
 	tcase_add_test(tc, test_tag_bytes);
