@@ -608,8 +608,13 @@ void kmem_cache_destroy(struct kmem_cache *c)
 			   "allocated; its slabs are left in place", c->c_name, c->c_size, inuse);
 		return;
 	}
+	/*
+	 * A lock-free reader that found one of its slabs before they were unmapped may
+	 * still look at the cache: wait for it. (The deferred slab frees do not touch the
+	 * cache, so they need not have run.)
+	 */
 	if (c->c_flags & KMC_TYPESAFE_BY_RCU)
-		rcu_barrier();	/* the deferred slab frees have run */
+		synchronize_rcu();
 	pthread_mutex_destroy(&c->c_lock);
 	pthread_mutex_destroy(&c->c_depot_lock);
 	kmem_cache_free(kmem_cache_cache, c);

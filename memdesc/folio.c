@@ -111,10 +111,20 @@ void folio_put(struct folio *f)
 					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
 	if (ref != 1)
 		return;
-	pages__unpublish(f->f_pfn, f->f_npages);
-	pages__release(f->f_pfn, f->f_npages);
-	atomic_fetch_sub_explicit(&md_nr_folios, 1, memory_order_relaxed);
-	kmem_cache_free(md_folio_cache, f);
+	{
+		unsigned long pfn = f->f_pfn;
+		size_t npages = f->f_npages;
+
+		pages__unpublish(pfn, npages);
+		atomic_fetch_sub_explicit(&md_nr_folios, 1, memory_order_relaxed);
+		/*
+		 * The descriptor first (the cache is type-stable: a racing reader still
+		 * sees a folio), then the pages: freeing the descriptor may need a new
+		 * magazine, which must not be carved from the pages just freed.
+		 */
+		kmem_cache_free(md_folio_cache, f);
+		pages__release(pfn, npages);
+	}
 }
 
 struct folio *virt_to_folio(const void *addr)

@@ -24,7 +24,7 @@
  *      locked step. Drained at thread exit and by memdesc_thread_drain().
  *    - The dirty list: freed ranges stay mapped and resident for reuse by an allocation
  *      of the same size and alignment (LIFO, hot first). When it holds more than
- *      max(4 MiB, 1/8 of the memory allocated from the page arena) or MD_DIRTY_SLOTS
+ *      max(8 MiB, 1/4 of the memory allocated from the page arena) or MD_DIRTY_SLOTS
  *      ranges, the oldest are purged until it is below half of that: sorted by pfn,
  *      adjacent ranges merged, returned with MADV_DONTNEED, and freed to the page arena.
  *      Memory is given back in batches (few madvise calls) and only once it has stayed
@@ -177,9 +177,9 @@ void md__thread_register(void);
 
 /* ---- dirty list --------------------------------------------------------------- */
 
-#define MD_DIRTY_SLOTS 256
-#define MD_DIRTY_MIN_PAGES 1024		/* 4 MiB */
-#define MD_DIRTY_SCAN 64		/* entries scanned for reuse */
+#define MD_DIRTY_SLOTS 1024
+#define MD_DIRTY_MIN_PAGES 2048		/* 8 MiB */
+#define MD_DIRTY_SCAN 256		/* entries scanned for reuse */
 
 struct md_range {
 	unsigned long pfn;
@@ -200,7 +200,7 @@ static size_t md_dirty_max(void)
 {
 	size_t in_arena = atomic_load_explicit(&md_phys.arena_pages, memory_order_relaxed);
 
-	return in_arena / 8 > MD_DIRTY_MIN_PAGES ? in_arena / 8 : MD_DIRTY_MIN_PAGES;
+	return in_arena / 4 > MD_DIRTY_MIN_PAGES ? in_arena / 4 : MD_DIRTY_MIN_PAGES;
 }
 
 static int md_range_cmp(const void *a, const void *b)
@@ -262,17 +262,32 @@ static size_t md_dirty_evict_locked(struct md_range *out, size_t max_pages, size
 /*
  * Put @cnt (at most MD_PCACHE_MAX) freed ranges on the dirty list and purge what the
  * hysteresis says must go: when the list is full, its older half; when it holds more
- * than md_dirty_max() pages, the oldest ranges until it holds half of that.
+ * than md_dirty_max() pages, the oldest ranges until it holds half of that. Eviction
+ * uses a static buffer under md_purge_lock (taken only when something must go).
  */
+static pthread_mutex_t md_purge_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct md_range md_evict[MD_DIRTY_SLOTS + MD_PCACHE_MAX];
+
+static bool md_dirty_over_locked(size_t incoming_n)
+{
+	return md_dirty.n + incoming_n > MD_DIRTY_SLOTS || md_dirty.pages > md_dirty_max();
+}
+
 static void md_dirty_put(const unsigned long *pfn, const size_t *npages, size_t cnt)
 {
-	struct md_range evict[MD_DIRTY_SLOTS + MD_DIRTY_SLOTS / 2];
 	size_t k = 0, added = 0, gone = 0, max;
+	bool purging = false;
 
 	pthread_mutex_lock(&md_dirty.lock);
+	if (md_dirty_over_locked(cnt)) {
+		pthread_mutex_unlock(&md_dirty.lock);
+		pthread_mutex_lock(&md_purge_lock);
+		purging = true;
+		pthread_mutex_lock(&md_dirty.lock);
+		if (md_dirty.n + cnt > MD_DIRTY_SLOTS)
+			k += md_dirty_evict_locked(md_evict + k, SIZE_MAX, MD_DIRTY_SLOTS / 2);
+	}
 	for (size_t i = 0; i < cnt; i++) {
-		if (md_dirty.n == MD_DIRTY_SLOTS)
-			k += md_dirty_evict_locked(evict + k, SIZE_MAX, MD_DIRTY_SLOTS / 2);
 		md_dirty.r[md_dirty.n].pfn = pfn[i];
 		md_dirty.r[md_dirty.n].n = npages[i];
 		md_dirty.n++;
@@ -280,15 +295,17 @@ static void md_dirty_put(const unsigned long *pfn, const size_t *npages, size_t 
 		added += npages[i];
 	}
 	max = md_dirty_max();
-	if (md_dirty.pages > max)
-		k += md_dirty_evict_locked(evict + k, max / 2, SIZE_MAX);
+	if (purging && md_dirty.pages > max)
+		k += md_dirty_evict_locked(md_evict + k, max / 2, SIZE_MAX);
 	/* Counted before the lock is dropped, so that the sum of the counters stays exact. */
 	for (size_t i = 0; i < k; i++)
-		gone += evict[i].n;
+		gone += md_evict[i].n;
 	atomic_fetch_add(&md_dirty_pages, (long)added - (long)gone);
 	pthread_mutex_unlock(&md_dirty.lock);
-	if (k)
-		md_purge_batch(evict, k);
+	if (purging) {
+		md_purge_batch(md_evict, k);
+		pthread_mutex_unlock(&md_purge_lock);
+	}
 }
 
 /* A dirty range of exactly @npages at a multiple of @align, newest first. */
@@ -317,19 +334,17 @@ static bool md_dirty_take(size_t npages, size_t align, unsigned long *pfnp)
 
 void pages__dirty_flush(void)
 {
-	static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
-	static struct md_range all[MD_DIRTY_SLOTS];
 	size_t k, gone = 0;
 
-	pthread_mutex_lock(&flush_lock);
+	pthread_mutex_lock(&md_purge_lock);
 	pthread_mutex_lock(&md_dirty.lock);
-	k = md_dirty_evict_locked(all, 0, 0);
+	k = md_dirty_evict_locked(md_evict, 0, 0);
 	for (size_t i = 0; i < k; i++)
-		gone += all[i].n;
+		gone += md_evict[i].n;
 	atomic_fetch_sub(&md_dirty_pages, (long)gone);
 	pthread_mutex_unlock(&md_dirty.lock);
-	md_purge_batch(all, k);
-	pthread_mutex_unlock(&flush_lock);
+	md_purge_batch(md_evict, k);
+	pthread_mutex_unlock(&md_purge_lock);
 }
 
 /* ---- ranges ------------------------------------------------------------------- */

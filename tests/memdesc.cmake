@@ -2,3 +2,5 @@
 # live ranges, failure injection at every reserve and OS call, multi-threaded stress.
 memdesc_add_test(NAME test_memdesc SOURCES test_memdesc.c LIBS memdesc_core LABELS memdesc)
 memdesc_add_test(NAME test_slab SOURCES test_slab.c LIBS memdesc_core LABELS memdesc)
+memdesc_add_test(NAME test_memdesc_diff SOURCES test_memdesc_diff.c LIBS memdesc_core
+                 LABELS memdesc TIMEOUT 300)

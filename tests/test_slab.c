@@ -14,6 +14,20 @@
 #include <string.h>
 #include <urcu-bp.h>
 
+#if defined(__SANITIZE_THREAD__)
+/*
+ * liburcu is not instrumented: rcu_barrier() callocs a record that the call_rcu
+ * thread frees, and an exiting thread's reader slot is reused by a new thread, both
+ * ordered by liburcu's own mutexes and futexes, which TSan cannot see.
+ */
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void)
+{
+	return "called_from_lib:liburcu-bp.so\nrace:_urcu_bp_read_lock\n"
+	       "race:_urcu_bp_read_unlock\n";
+}
+#endif
+
 /* Give everything back: magazines to the depot, depot and empty slabs to pages. */
 static void drain(struct kmem_cache *c)
 {
