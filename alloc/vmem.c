@@ -1208,7 +1208,8 @@ size_t vmem_size(vmem_t *vm, int typemask)
  * Runs after every mutating operation while the arena has fewer than
  * VMEM_DEBUG_AMORTIZE tags; on bigger arenas after every (tags / VMEM_DEBUG_AMORTIZE +
  * 1)-th operation, so that a debug build costs O(VMEM_DEBUG_AMORTIZE) per operation
- * instead of O(tags) and large tests stay linear.
+ * instead of O(tags) and large tests stay linear. -DVMEM_DEBUG_AMORTIZE=0 checks after
+ * every operation whatever the size.
  *
  * Context: no lock of @vm held.
  */
@@ -1221,7 +1222,7 @@ void vmem__debug_check(vmem_t *vm)
 	pthread_mutex_lock(&vm->vm_lock);
 	tags = vm->vm_nalloc + vm->vm_nfree + vm->vm_nspans;
 	pthread_mutex_unlock(&vm->vm_lock);
-	every = tags / VMEM_DEBUG_AMORTIZE + 1;
+	every = VMEM_DEBUG_AMORTIZE == 0 ? 1 : tags / VMEM_DEBUG_AMORTIZE + 1;
 
 	if (ops % every != 0)
 		return;

@@ -38,8 +38,13 @@
 #define VMEM_QCACHE_DEPTH	32
 /* Buckets of the hash table embedded in every arena, before the first growth. */
 #define VMEM_HASH0_BUCKETS	16
-/* MEMDESC_DEBUG: arenas with more tags are checked every (tags / this + 1) operations. */
+/*
+ * MEMDESC_DEBUG: arenas with more tags are checked every (tags / this + 1) operations;
+ * build with -DVMEM_DEBUG_AMORTIZE=0 to check after every operation whatever the size.
+ */
+#ifndef VMEM_DEBUG_AMORTIZE
 #define VMEM_DEBUG_AMORTIZE	1024
+#endif
 /* Smallest table mapped from the OS (one page of bucket pointers). */
 #define VMEM_HASH_MIN_MAPPED	512
 
