@@ -827,8 +827,9 @@ static int vmem_import_locked(vmem_t *vm, const struct vmem_constraint *c, int p
 		return -ENOMEM;
 	rc = vm->vm_import(vm->vm_source, size, policy, &addr);
 	if (rc != 0) {
+		/* whatever the source said, for our caller no range fits */
 		vmem__tags_put(tags, VMEM_SEGS_PER_IMPORT);
-		return rc < 0 ? rc : -ENOMEM;
+		return -ENOMEM;
 	}
 	pthread_mutex_lock(&vm->vm_lock);
 	pred = NULL;
