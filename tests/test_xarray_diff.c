@@ -604,7 +604,7 @@ START_TEST(test_diff)
 	ck_assert(xa_empty(&xa));
 	ck_assert_uint_eq(xa_nr_nodes(&xa), 0);
 	xa_destroy(&xa);
-	urcu_bp_barrier();
+	xat_rcu_barrier();
 	ck_assert_int_eq(xat_hook_allocs(&hook), xat_hook_frees(&hook));
 	fprintf(stderr, "test_xarray_diff: %zu operations, %ld nodes allocated\n", ops,
 		xat_hook_allocs(&hook));

@@ -7,7 +7,10 @@
 
 #include "xarray.h"
 
+#include <sched.h>
 #include <stdlib.h>
+
+#include <urcu/urcu-bp.h>
 
 struct xat_hook {
 	struct xa_node_ops ops;
@@ -55,6 +58,35 @@ static inline long xat_hook_allocs(struct xat_hook *h)
 static inline long xat_hook_frees(struct xat_hook *h)
 {
 	return __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
+}
+
+/*
+ * Wait until every call_rcu callback queued so far has run: queue a marker behind
+ * them (all callbacks go to liburcu's one default worker, in order) and wait for it.
+ * Used instead of urcu_bp_barrier(), whose completion object is calloc'ed by the
+ * caller and freed by the worker behind liburcu's uninstrumented queue, which TSan
+ * reports as a race inside liburcu. Spins with sched_yield; no timed sleep.
+ */
+struct xat_marker {
+	struct rcu_head head;
+	int done;
+};
+
+static void xat_marker_run(struct rcu_head *head)
+{
+	struct xat_marker *m = caa_container_of(head, struct xat_marker, head);
+
+	__atomic_store_n(&m->done, 1, __ATOMIC_RELEASE);
+}
+
+static inline void xat_rcu_barrier(void)
+{
+	struct xat_marker m;
+
+	__atomic_store_n(&m.done, 0, __ATOMIC_RELAXED);
+	urcu_bp_call_rcu(&m.head, xat_marker_run);
+	while (!__atomic_load_n(&m.done, __ATOMIC_ACQUIRE))
+		sched_yield();
 }
 
 #endif /* TEST_XARRAY_HOOK_H */

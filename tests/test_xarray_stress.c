@@ -291,7 +291,7 @@ START_TEST(test_stress)
 	ck_assert(xa_empty(&xa));
 	ck_assert_uint_eq(xa_nr_nodes(&xa), 0);
 	xa_destroy(&xa);
-	urcu_bp_barrier();
+	xat_rcu_barrier();
 	ck_assert_int_eq(xat_hook_allocs(&hook), xat_hook_frees(&hook));
 }
 END_TEST
