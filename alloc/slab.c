@@ -339,7 +339,11 @@ static void kmem_slab_free_pages(struct slab *s)
 
 static void kmem_slab_rcu_free(struct rcu_head *head)
 {
-	kmem_slab_free_pages((struct slab *)((char *)head - offsetof(struct slab, s_rcu)));
+	struct slab *s = (struct slab *)((char *)head - offsetof(struct slab, s_rcu));
+	long np = (long)s->s_npages;
+
+	kmem_slab_free_pages(s);
+	pages__rcu_pending(-np);
 }
 
 /* Unmap a slab taken off the lists and free it (after a grace period if type-stable). */
@@ -347,8 +351,10 @@ static void kmem_slab_destroy(struct kmem_cache *c, struct slab *s)
 {
 	pages__unpublish(s->s_pfn, s->s_npages);
 	atomic_fetch_sub_explicit(&kmem_nr_slabs, 1, memory_order_relaxed);
-	if (c->c_flags & KMC_TYPESAFE_BY_RCU)
+	if (c->c_flags & KMC_TYPESAFE_BY_RCU) {
+		pages__rcu_pending((long)s->s_npages);
 		call_rcu(&s->s_rcu, kmem_slab_rcu_free);
+	}
 	else
 		kmem_slab_free_pages(s);
 }

@@ -205,6 +205,7 @@ void memdesc_stats(struct memdesc_stats *st)
 	st->meta_vmem_tags = vmem_tag_bytes();
 	st->chunk_maps = atomic_load(&md_phys.chunk_maps);
 	st->chunk_unmaps = atomic_load(&md_phys.chunk_unmaps);
+	st->chunk_map_failures = atomic_load(&md_phys.map_failures);
 	st->purges = atomic_load(&md_phys.purges);
 	st->pages_purged = atomic_load(&md_phys.pages_purged);
 }

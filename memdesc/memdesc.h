@@ -217,6 +217,7 @@ int memdesc_verify(void);
 	X(pages_pcache,       "free pages held in per-thread page caches")             \
 	X(pages_dirty,        "free pages kept mapped for reuse (not yet purged)")     \
 	X(pages_split_held,   "freed pieces of split folios waiting for their siblings") \
+	X(pages_rcu_pending,  "unmapped slab pages freed after an RCU grace period")   \
 	X(pages_arena_alloc,  "pages allocated from the page arena")                   \
 	X(bytes_mapped,       "bytes committed from the OS")                           \
 	X(bytes_resident,     "estimated resident bytes (in use + not yet purged)")    \
@@ -230,6 +231,7 @@ int memdesc_verify(void);
 	X(nr_slabs,           "live slabs")                                            \
 	X(chunk_maps,         "OS chunks committed since start")                       \
 	X(chunk_unmaps,       "OS chunks released since start")                        \
+	X(chunk_map_failures, "chunk maps refused (limit, OS, fault injection)")        \
 	X(purges,             "madvise calls returning free pages")                    \
 	X(pages_purged,       "pages returned with madvise since start")
 

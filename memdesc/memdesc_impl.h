@@ -66,6 +66,7 @@ struct md_phys {
 	atomic_size_t committed;	/* bytes committed (chunks mapped read-write) */
 	atomic_size_t chunk_maps;	/* chunks committed since start */
 	atomic_size_t chunk_unmaps;	/* chunks released since start */
+	atomic_size_t map_failures;	/* imports refused */
 	atomic_size_t arena_pages;	/* pages allocated from page_arena right now */
 	atomic_size_t purges;		/* madvise calls */
 	atomic_size_t pages_purged;	/* pages given back with madvise */
@@ -75,6 +76,8 @@ struct md_phys {
 extern struct md_phys md_phys;
 
 int md__phys_init(void);
+/* Test hook: after @after - 1 successful chunk maps, @count maps in a row fail. */
+void md__test_fail_chunk_maps(unsigned long after, unsigned long count);
 /* Frames from the page arena (no page map). 0 / -ENOMEM. */
 int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp);
 /* Give frames back to the page arena. Never allocates. */
@@ -99,6 +102,8 @@ int pages__publish(unsigned long pfn, size_t npages, memdesc_t md);
 void pages__unpublish(unsigned long pfn, size_t npages);
 /* Pages of one allocation freed after unpublish: split pieces are handled here. */
 void pages__release(unsigned long pfn, size_t npages);
+/* Unmapped slab pages whose free waits for a grace period (+/-). */
+void pages__rcu_pending(long npages);
 /* Account pages of a type (+/-). */
 void pages__account(enum memdesc_type type, long npages);
 /* Whether [pfn, pfn + npages) is exactly the run of pages mapped to md. */
@@ -111,6 +116,10 @@ void pages__dirty_flush(void);
 int pages__split_track(unsigned long pfn, size_t npages);
 void pages__split_untrack(unsigned long pfn, size_t npages);
 int pages__verify(void);
+/* Test hooks: the n-th page-map node allocation fails (0: never); empty the node pool
+ * (its nodes are held aside) or give them back. */
+void md__test_fail_node_alloc_after(unsigned long n);
+void md__test_node_pool_empty(bool empty);
 void pages__stats(struct memdesc_stats *st);
 
 /* ---- folio.c ----------------------------------------------------------------- */

@@ -126,12 +126,49 @@ static void md_pool_refill(void)
 	pthread_mutex_unlock(&md_refill_lock);
 }
 
+/* Test hooks: fail the n-th node allocation; hold the pool's nodes aside. */
+static atomic_ulong md_fail_node_after;
+static void *md_pool_stash[MD_NODE_POOL_MAX];
+static unsigned int md_pool_nstash;
+
+void md__test_fail_node_alloc_after(unsigned long n)
+{
+	atomic_store(&md_fail_node_after, n);
+}
+
+void md__test_node_pool_empty(bool empty)
+{
+	pthread_mutex_lock(&md_pool.lock);
+	if (empty) {
+		while (md_pool.n && md_pool_nstash < MD_NODE_POOL_MAX)
+			md_pool_stash[md_pool_nstash++] = md_pool.node[--md_pool.n];
+	} else {
+		while (md_pool_nstash && md_pool.n < MD_NODE_POOL_MAX)
+			md_pool.node[md_pool.n++] = md_pool_stash[--md_pool_nstash];
+	}
+	pthread_mutex_unlock(&md_pool.lock);
+}
+
+static bool md_node_fail_injected(void)
+{
+	unsigned long n = atomic_load(&md_fail_node_after);
+
+	while (n) {
+		if (atomic_compare_exchange_weak(&md_fail_node_after, &n, n - 1))
+			return n == 1;
+	}
+	return false;
+}
+
 static void *md_node_alloc(void *priv)
 {
 	void *node = NULL;
 	bool low;
 
 	(void)priv;
+	if (unlikely(atomic_load_explicit(&md_fail_node_after, memory_order_relaxed)) &&
+	    md_node_fail_injected())
+		return NULL;
 	pthread_mutex_lock(&md_pool.lock);
 	low = md_pool.n < md_pool.low;
 	pthread_mutex_unlock(&md_pool.lock);
@@ -195,6 +232,12 @@ static struct {
 
 static atomic_long md_dirty_pages;
 static atomic_long md_split_held;
+static atomic_long md_rcu_pages;	/* unmapped slab pages waiting for a grace period */
+
+void pages__rcu_pending(long npages)
+{
+	atomic_fetch_add_explicit(&md_rcu_pages, npages, memory_order_relaxed);
+}
 
 static size_t md_dirty_max(void)
 {
@@ -735,7 +778,8 @@ int pages__verify(void)
 		size_t acct = pages[MEMDESC_FOLIO] + pages[MEMDESC_SLAB] +
 			      (size_t)atomic_load(&md_pcache_pages) +
 			      (size_t)atomic_load(&md_dirty_pages) +
-			      (size_t)atomic_load(&md_split_held);
+			      (size_t)atomic_load(&md_split_held) +
+			      (size_t)atomic_load(&md_rcu_pages);
 
 		if (arena != vmem_size(md_phys.page_arena, VMEM_ALLOC)) {
 			md__report("memdesc_verify: %zu arena pages counted, vmem says %zu", arena,
@@ -744,7 +788,7 @@ int pages__verify(void)
 		}
 		if (arena != acct) {
 			md__report("memdesc_verify: %zu arena pages, but %zu mapped + cached + "
-				   "dirty + held", arena, acct);
+				   "dirty + held + waiting for RCU", arena, acct);
 			bad = 1;
 		}
 	}
@@ -789,6 +833,8 @@ void pages__stats(struct memdesc_stats *st)
 	st->pages_dirty = (size_t)atomic_load_explicit(&md_dirty_pages, memory_order_relaxed);
 	st->pages_split_held = (size_t)atomic_load_explicit(&md_split_held,
 							    memory_order_relaxed);
+	st->pages_rcu_pending = (size_t)atomic_load_explicit(&md_rcu_pages,
+							     memory_order_relaxed);
 	st->meta_xa_nodes = (xa_nr_nodes(&md_pagemap) + xa_nr_nodes(&md_splitmap)) * node;
 	pthread_mutex_lock(&md_pool.lock);
 	st->meta_xa_pool = md_pool.n * node;

@@ -136,9 +136,17 @@ int pfn_valid(unsigned long pfn)
 
 /* ---- the OS ------------------------------------------------------------------- */
 
+static atomic_ulong md_fail_map_count;	/* maps that fail once the countdown ends */
+
+void md__test_fail_chunk_maps(unsigned long after, unsigned long count)
+{
+	atomic_store(&md_fail_map_count, count);
+	atomic_store(&md_phys.fail_map_after, after);
+}
+
 void memdesc_fail_chunk_map_after(unsigned long n)
 {
-	atomic_store(&md_phys.fail_map_after, n);
+	md__test_fail_chunk_maps(n, 1);
 }
 
 /* Consume one step of the fault-injection countdown: true if this map must fail. */
@@ -147,8 +155,14 @@ static bool md_fail_injected(void)
 	unsigned long n = atomic_load(&md_phys.fail_map_after);
 
 	while (n) {
-		if (atomic_compare_exchange_weak(&md_phys.fail_map_after, &n, n - 1))
-			return n == 1;
+		if (atomic_compare_exchange_weak(&md_phys.fail_map_after, &n, n - 1)) {
+			if (n != 1)
+				return false;
+			/* The countdown ended: this map fails, and count - 1 more after it. */
+			if (atomic_fetch_sub(&md_fail_map_count, 1) > 1)
+				atomic_store(&md_phys.fail_map_after, 1);
+			return true;
+		}
 	}
 	return false;
 }
@@ -172,17 +186,20 @@ static int md_import(vmem_t *src, size_t size, int flags, uintptr_t *addrp)
 	(void)flags;
 	if (old + bytes > md_phys.limit || old + bytes < old) {
 		atomic_fetch_sub(&md_phys.committed, bytes);
+		atomic_fetch_add(&md_phys.map_failures, 1);
 		return -ENOMEM;
 	}
 	rc = vmem_xalloc(src, npages, MD_CHUNK_PAGES, 0, 0, 0, 0, VMEM_INSTANTFIT, &pfn);
 	if (rc) {
 		atomic_fetch_sub(&md_phys.committed, bytes);
+		atomic_fetch_add(&md_phys.map_failures, 1);
 		return -ENOMEM;
 	}
 	if (md_fail_injected() ||
 	    mprotect(pfn_to_virt(pfn), bytes, PROT_READ | PROT_WRITE) != 0) {
 		vmem_xfree(src, pfn, npages);
 		atomic_fetch_sub(&md_phys.committed, bytes);
+		atomic_fetch_add(&md_phys.map_failures, 1);
 		return -ENOMEM;
 	}
 	atomic_fetch_add(&md_phys.chunk_maps, npages / MD_CHUNK_PAGES);

@@ -4,3 +4,5 @@ memdesc_add_test(NAME test_memdesc SOURCES test_memdesc.c LIBS memdesc_core LABE
 memdesc_add_test(NAME test_slab SOURCES test_slab.c LIBS memdesc_core LABELS memdesc)
 memdesc_add_test(NAME test_memdesc_diff SOURCES test_memdesc_diff.c LIBS memdesc_core
                  LABELS memdesc TIMEOUT 300)
+memdesc_add_test(NAME test_memdesc_fail SOURCES test_memdesc_fail.c LIBS memdesc_core
+                 LABELS memdesc TIMEOUT 300)
