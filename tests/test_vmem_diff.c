@@ -9,7 +9,10 @@
  *  - best-fit: the segment is a smallest fitting free segment;
  *  - instant-fit: the segment's list is the lowest list at or above ceil(log2(size))
  *    holding a fitting segment, else list floor(log2(size));
- *  - next-fit: a fitting segment;
+ *  - next-fit: the first fitting segment in address order from the rotor, wrapping;
+ *    the rotor is the start of the previous next-fit result, and the search begins
+ *    with the free segment containing it (the one its tag coalesced into) or else the
+ *    first free segment after it;
  *  - -ENOMEM only when no free segment can hold the request.
  * With one span and coalescing, vmem's free segments are exactly the model's maximal
  * free runs, which is what makes these checks exact. The model's arithmetic is done in
@@ -43,6 +46,7 @@ typedef unsigned __int128 u128;
 
 struct model {
 	uint64_t base;			/* the span's start */
+	int64_t rotor;			/* quantum of the last next-fit result, -1 none */
 	uint64_t used[WORDS];		/* bit set = quantum allocated */
 };
 
@@ -159,11 +163,14 @@ struct verdict {
 	bool any;			/* some run fits */
 	uint64_t best_len;		/* smallest fitting run */
 	unsigned instant_list;		/* the list instant-fit must take from */
+	uint64_t next_start;		/* the run next-fit must take from */
 };
 
 static struct verdict model_judge(const struct model *m, const struct req *r)
 {
-	struct verdict v = { .best_len = UINT64_MAX, .instant_list = 99 };
+	struct verdict v = { .best_len = UINT64_MAX, .instant_list = 99,
+			     .next_start = UINT64_MAX };
+	uint64_t first_fit = UINT64_MAX;
 	unsigned floor = log2_floor(r->quanta);
 	unsigned ceil = floor + ((r->quanta & (r->quanta - 1)) != 0);
 	bool floor_fits = false;
@@ -175,6 +182,10 @@ static struct verdict model_judge(const struct model *m, const struct req *r)
 		if (!model_fit(m, start, len, r, &addr))
 			continue;
 		v.any = true;
+		if (first_fit == UINT64_MAX)
+			first_fit = start;
+		if (v.next_start == UINT64_MAX && (int64_t)(start + len) > m->rotor)
+			v.next_start = start;
 		if (len < v.best_len)
 			v.best_len = len;
 		list = log2_floor(len);
@@ -184,6 +195,8 @@ static struct verdict model_judge(const struct model *m, const struct req *r)
 	}
 	if (v.instant_list == 99 && floor_fits)
 		v.instant_list = floor;
+	if (v.next_start == UINT64_MAX)
+		v.next_start = first_fit;		/* wrapped around */
 	return v;
 }
 
@@ -276,6 +289,9 @@ static void check_result(const struct model *m, const struct req *r, int policy,
 	if (policy == VMEM_INSTANTFIT)
 		CHECK(log2_floor(len) == v->instant_list, "instant-fit took list %u, "
 			      "the rule says %u", log2_floor(len), v->instant_list);
+	if (policy == VMEM_NEXTFIT)
+		CHECK(start == v->next_start, "next-fit took the segment at quantum %" PRIu64
+		      ", the first fit from the rotor is at %" PRIu64, start, v->next_start);
 }
 
 static void do_alloc(vmem_t *vm, struct model *m, struct mdt_rng *rng, int policy,
@@ -305,6 +321,8 @@ static void do_alloc(vmem_t *vm, struct model *m, struct mdt_rng *rng, int polic
 	CHECK(rc == 0, "vmem returned %d", rc);
 	check_result(m, &r, policy, addr, &v);
 	model_set(m, (addr - m->base) / Q, r.quanta, true);
+	if (policy == VMEM_NEXTFIT)
+		m->rotor = (int64_t)((addr - m->base) / Q);
 	live[(*nlive)++] = (struct live){ addr, r.quanta, r.x };
 	if (r.x)
 		st->xallocs++;
@@ -346,7 +364,7 @@ static void run_policy(int policy, const char *name, uint64_t seed_salt)
 	ck_assert_ptr_nonnull(live);
 	mdt_rng_init(&rng, seed);
 	for (int e = 0; e < EPOCHS; e++) {
-		struct model m = { .base = bases[e] };
+		struct model m = { .base = bases[e], .rotor = -1 };
 		vmem_t *vm = vmem_create(name, bases[e], NQ * Q, Q, NULL, NULL, NULL, 0, 0);
 		uintptr_t all;
 
