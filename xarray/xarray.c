@@ -55,6 +55,8 @@
  *	(e) The root cannot shrink: it does not have one slot only, slot 0, holding a node
  *	    (or, for a shift-0 root, holding an order-0 entry).
  *	(f) xa_nr_nodes counts the nodes reachable from xa_head.
+ * MEMDESC_DEBUG builds check (a)-(e) on the nodes along the path of every store and
+ * split (xa__verify_path), which keeps the cost O(height * slots) per operation.
  *
  * 2. Locking
  * ----------
@@ -79,6 +81,8 @@
  * the lock; the callback gives them back through xa_node_ops.free. A node never goes
  * back to the reserve: a reader may still be inside it. xa_destroy frees the reserve
  * at once (no reader can know those nodes) and the tree after a grace period.
+ * Erasing never needs a node. Splitting needs one node per new subtree node; a split
+ * needing more than XA_SPLIT_MAX_NODES fails with -ENOMEM without allocating.
  *
  * 4. RCU and the readers
  * ----------------------
@@ -92,8 +96,11 @@
  * urcu_bp_register(): it blocks signals, takes a mutex, and takes a slot of the
  * reader registry, whose chunks come from mmap/mremap, never malloc; it also calls
  * pthread_setspecific, which allocates only for keys beyond the first 32. So a read
- * lock is safe inside malloc. Writers are published with release stores and read with
- * acquire loads (__atomic), which TSan understands and which cost nothing on x86.
+ * lock is safe inside malloc. The library is compiled with the initial-exec TLS model,
+ * so the reader pointer is one %fs-relative load even in a shared library. Writers
+ * publish with release stores and readers read with acquire loads (__atomic), which
+ * TSan understands and which cost nothing on x86. Sanitizer builds call liburcu's
+ * out-of-line read lock instead (xarray_impl.h says why).
  *
  * What a reader sees: every slot store is one atomic word. A multi-slot store writes
  * the canonical slot first and the siblings after, in ascending order, so a reader that
@@ -105,8 +112,9 @@
  * early or late, never a freed node.
  *
  * call_rcu (urcu_bp_call_rcu) mallocs its per-process worker data and creates the
- * worker thread on its first use; the memdesc layer must make that first call happen
- * outside its malloc (see the report of issue 2).
+ * worker thread (pthread_create) on its first use, and the worker does not survive
+ * fork(); a malloc built on this array must make that first call outside its own
+ * malloc (e.g. at initialisation) and call liburcu's fork hooks.
  *
  * 5. TSan
  * -------
