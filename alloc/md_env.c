@@ -1,0 +1,470 @@
+/*
+ * md_env.c: the malloc layer's life in a process: the first call, options, fork,
+ * thread exit and statistics.
+ *
+ * 1. The first call
+ *    The dynamic loader and libc call malloc before any constructor runs, so every
+ *    entry point initialises on first use (md__enter -> md__malloc_init): read
+ *    MEMDESC_OPTIONS (getenv, no allocation), create the thread-exit key (the first
+ *    keys of a process allocate nothing), memdesc_init() (no malloc, no stdio, see
+ *    memdesc/boot.c), then the 72 class caches (memory from memdesc, never from
+ *    malloc). Other threads wait on md_init_lock; a call re-entering the initialising
+ *    thread (none is known: nothing above calls malloc) fails with ENOMEM rather than
+ *    deadlock. What may allocate comes later, from the library's constructor, when
+ *    libc is fully up: pthread_atfork (glibc may grow its handler list with malloc,
+ *    which then re-enters us, initialised), and the creation of liburcu's call_rcu
+ *    worker, which mallocs its data and starts a thread: made here, once, rather than
+ *    inside the first free of a type-stable slab, where its mallocs would re-enter us
+ *    in the middle of a free (and could call call_rcu again under liburcu's
+ *    call_rcu_mutex).
+ *
+ * 2. Options
+ *    One table, MD_OPTIONS (md_malloc_impl.h), read once from MEMDESC_OPTIONS without
+ *    allocating: comma-separated key=value, sizes with K/M/G/T. Unknown keys are
+ *    skipped (they may belong to another layer: memdesc reads limit itself).
+ *
+ * 3. fork()
+ *    A child must not inherit a lock held by a thread that does not exist in it.
+ *    Rather than take every lock of every layer (cache, depot, tls list, page cache,
+ *    dirty list, node pool, vmem arenas and tag pool, XArray locks: most are static to
+ *    their files), the prepare handler makes sure that no thread is inside the
+ *    allocator, which is where all of them are taken:
+ *    - every entry point runs in an urcu-bp read-side section (md__enter/md__leave)
+ *      and, on entering, checks md__fork_pending; if it is set, it leaves the section
+ *      and waits on md_fork_lock;
+ *    - prepare takes md_fork_lock, sets md__fork_pending and calls synchronize_rcu():
+ *      when it returns, every section that began before has ended, and every later one
+ *      saw the flag (RCU's guarantee), so no thread is in the allocator;
+ *    - liburcu's call_rcu worker frees slabs and page-map nodes outside any entry
+ *      point: call_rcu_before_fork() pauses it between callbacks; then
+ *      urcu_bp_before_fork() takes liburcu's own locks;
+ *    - thread exit runs inside a section too (section 4).
+ *    parent: liburcu's after-fork handlers, clear the flag, release the lock.
+ *    child: the same, with the lock re-initialised; call_rcu_after_fork_child() starts
+ *    a new worker (its mallocs find the allocator open). The child can allocate and
+ *    free, the parent's blocks included: they are ordinary blocks of the copied heap.
+ *    What the parent's other threads held in their magazines and page caches stays
+ *    allocated in the child (a bounded leak: at most a few magazines per class per
+ *    thread). Nested entry points (a malloc inside a free, from liburcu) do not wait:
+ *    the outer section already holds the fork off.
+ *    The cost on every call: a TLS load and store of the urcu-bp nesting counter
+ *    (with a compiler barrier when the kernel has membarrier) and one relaxed load.
+ *
+ * 4. Thread exit
+ *    A pthread key created before memdesc's own (so that glibc runs its destructor
+ *    first) returns the thread's magazines to the depots and its page cache to the
+ *    dirty list, inside a section (section 3), and marks the thread so that later
+ *    calls from other destructors bypass the per-thread layers. memdesc's destructor
+ *    then finds nothing to do. So memory does not leak when threads come and go.
+ *
+ * 5. Statistics
+ *    md_malloc_stats_print() writes memdesc_stats() (generated from the MEMDESC_STATS
+ *    table) and kmem_cache_stats() of every class in use, formatted by hand into a
+ *    stack buffer and written with write(2): no stdio, no malloc. stats=1 prints them
+ *    on stderr from the library's destructor.
+ */
+#include "md_malloc_impl.h"
+#include "memdesc.h"
+#include "memdesc_impl.h"
+#include "slab.h"
+#include "slab_impl.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <urcu/urcu-bp.h>
+
+struct md_options md__opt = {
+#define MD_OPTION_DEFAULT(name, def, max, doc) .name = (def),
+	MD_OPTIONS(MD_OPTION_DEFAULT)
+#undef MD_OPTION_DEFAULT
+};
+
+atomic_int md__malloc_state;
+int md__malloc_error;
+atomic_int md__fork_pending;
+__thread struct md_thread md__thread __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t md_init_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread bool md_initialising;
+static pthread_key_t md_exit_key;
+static pthread_mutex_t md_fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int md_late_done;
+
+/* ---- formatting (no stdio, no malloc) ----------------------------------------- */
+
+void md__buf_flush(struct md_buf *b, int fd)
+{
+	size_t off = 0;
+
+	while (off < b->n) {
+		ssize_t w = write(fd, b->b + off, b->n - off);
+
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		off += (size_t)w;
+	}
+	b->n = 0;
+}
+
+static void md_buf_put(struct md_buf *b, const char *s, size_t len)
+{
+	while (len) {
+		size_t room = sizeof(b->b) - b->n, k = len < room ? len : room;
+
+		memcpy(b->b + b->n, s, k);
+		b->n += k;
+		s += k;
+		len -= k;
+		if (b->n == sizeof(b->b))
+			md__buf_flush(b, STDERR_FILENO);
+	}
+}
+
+void md__buf_str(struct md_buf *b, const char *s)
+{
+	md_buf_put(b, s, strlen(s));
+}
+
+void md__buf_u(struct md_buf *b, uint64_t v)
+{
+	char d[24];
+	size_t n = sizeof(d);
+
+	do {
+		d[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	md_buf_put(b, d + n, sizeof(d) - n);
+}
+
+void md__buf_x(struct md_buf *b, uint64_t v)
+{
+	char d[16];
+	size_t n = sizeof(d);
+
+	do {
+		d[--n] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	md_buf_put(b, d + n, sizeof(d) - n);
+}
+
+void md__buf_size(struct md_buf *b, uint64_t v)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	uint64_t whole = v, tenths = 0;
+	unsigned int u = 0;
+
+	while (whole >= 1024 && u < 4) {
+		tenths = (whole % 1024) * 10 / 1024;
+		whole /= 1024;
+		u++;
+	}
+	md__buf_u(b, whole);
+	if (u) {
+		md__buf_str(b, ".");
+		md__buf_u(b, tenths);
+	}
+	md__buf_str(b, " ");
+	md__buf_str(b, unit[u]);
+}
+
+void md__buf_pad(struct md_buf *b, size_t col)
+{
+	/* Columns count from the last newline in the buffer. */
+	size_t start = b->n;
+
+	while (start > 0 && b->b[start - 1] != '\n')
+		start--;
+	while (b->n - start < col && b->n < sizeof(b->b))
+		b->b[b->n++] = ' ';
+}
+
+/* ---- options ------------------------------------------------------------------ */
+
+/* "8G"-style unsigned number; -1 if malformed. */
+static int md_parse_num(const char *s, size_t len, size_t *out)
+{
+	size_t v = 0, i = 0;
+
+	if (len == 0)
+		return -1;
+	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+		if (v > (SIZE_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (size_t)(s[i] - '0');
+	}
+	if (i == 0)
+		return -1;
+	if (i < len) {
+		unsigned int shift;
+
+		switch (s[i] | 0x20) {
+		case 'k': shift = 10; break;
+		case 'm': shift = 20; break;
+		case 'g': shift = 30; break;
+		case 't': shift = 40; break;
+		default: return -1;
+		}
+		if (i + 1 != len || v > (SIZE_MAX >> shift))
+			return -1;
+		v <<= shift;
+	}
+	*out = v;
+	return 0;
+}
+
+static void md_option_bad(const char *p, size_t len, const char *why)
+{
+	struct md_buf b = { .n = 0 };
+
+	md__buf_str(&b, "memdesc: MEMDESC_OPTIONS: ");
+	md_buf_put(&b, p, len);
+	md__buf_str(&b, ": ");
+	md__buf_str(&b, why);
+	md__buf_str(&b, ", ignored\n");
+	md__buf_flush(&b, STDERR_FILENO);
+}
+
+static void md_options_read(void)
+{
+	const char *p = getenv("MEMDESC_OPTIONS");
+
+	while (p && *p) {
+		const char *end = p, *eq;
+		size_t klen, v;
+
+		while (*end && *end != ',')
+			end++;
+		for (eq = p; eq < end && *eq != '='; eq++)
+			;
+		klen = (size_t)(eq - p);
+#define MD_OPTION_PARSE(name, def, max, doc)                                             \
+		if (klen == sizeof(#name) - 1 && memcmp(p, #name, klen) == 0) {          \
+			if (eq == end || md_parse_num(eq + 1, (size_t)(end - eq - 1), &v))     \
+				md_option_bad(p, (size_t)(end - p), "not a number");          \
+			else if (v > (size_t)(max))                                            \
+				md_option_bad(p, (size_t)(end - p), "out of range");          \
+			else                                                                   \
+				md__opt.name = v;                                              \
+		}
+		MD_OPTIONS(MD_OPTION_PARSE)
+#undef MD_OPTION_PARSE
+		p = *end ? end + 1 : end;
+	}
+	if (md__opt.verbose) {
+		struct md_buf b = { .n = 0 };
+
+		md__buf_str(&b, "memdesc: options:");
+#define MD_OPTION_PRINT(name, def, max, doc)                                             \
+		md__buf_str(&b, " " #name "=");                                           \
+		md__buf_u(&b, md__opt.name);
+		MD_OPTIONS(MD_OPTION_PRINT)
+#undef MD_OPTION_PRINT
+		md__buf_str(&b, "\n");
+		md__buf_flush(&b, STDERR_FILENO);
+	}
+}
+
+/* ---- threads ------------------------------------------------------------------ */
+
+static void md_thread_exit(void *arg)
+{
+	struct md_thread *t = &md__thread;
+
+	(void)arg;
+	if (atomic_load_explicit(&md__malloc_state, memory_order_acquire) != 2 ||
+	    md__malloc_error)
+		return;
+	/* Stay registered while we work: a nested call must not set the key again. */
+	urcu_bp_read_lock();
+	if (t->depth == 0 && atomic_load_explicit(&md__fork_pending, memory_order_relaxed))
+		md__enter_slow();
+	t->depth++;
+	kmem__thread_exit();
+	pages__pcache_drain(true);
+	t->depth--;
+	urcu_bp_read_unlock();
+	/* A later destructor that calls malloc registers again (glibc runs us again). */
+	t->registered = false;
+}
+
+void md__malloc_thread_register(void)
+{
+	md__thread.registered = true;
+	pthread_setspecific(md_exit_key, (void *)1);
+}
+
+/* ---- fork --------------------------------------------------------------------- */
+
+void md__enter_slow(void)
+{
+	do {
+		urcu_bp_read_unlock();
+		pthread_mutex_lock(&md_fork_lock);
+		pthread_mutex_unlock(&md_fork_lock);
+		urcu_bp_read_lock();
+	} while (atomic_load_explicit(&md__fork_pending, memory_order_relaxed));
+}
+
+static void md_prefork(void)
+{
+	pthread_mutex_lock(&md_fork_lock);
+	atomic_store(&md__fork_pending, 1);
+	urcu_bp_synchronize_rcu();
+	urcu_bp_call_rcu_before_fork();
+	urcu_bp_before_fork();
+}
+
+static void md_postfork_parent(void)
+{
+	urcu_bp_after_fork_parent();
+	atomic_store(&md__fork_pending, 0);
+	pthread_mutex_unlock(&md_fork_lock);
+	urcu_bp_call_rcu_after_fork_parent();
+}
+
+static void md_postfork_child(void)
+{
+	urcu_bp_after_fork_child();
+	atomic_store(&md__fork_pending, 0);
+	pthread_mutex_init(&md_fork_lock, NULL);
+	urcu_bp_call_rcu_after_fork_child();
+}
+
+/* ---- init --------------------------------------------------------------------- */
+
+static void md_init_failed(int rc)
+{
+	struct md_buf b = { .n = 0 };
+
+	md__buf_str(&b, "memdesc: malloc could not start (error ");
+	md__buf_u(&b, (uint64_t)-rc);
+	md__buf_str(&b, "): every allocation fails with ENOMEM\n");
+	md__buf_flush(&b, STDERR_FILENO);
+}
+
+int md__malloc_init(void)
+{
+	int rc;
+
+	if (atomic_load_explicit(&md__malloc_state, memory_order_acquire) == 2)
+		return md__malloc_error;
+	if (md_initialising)
+		return -EAGAIN;
+	pthread_mutex_lock(&md_init_lock);
+	if (atomic_load_explicit(&md__malloc_state, memory_order_relaxed) != 2) {
+		md_initialising = true;
+		atomic_store_explicit(&md__malloc_state, 1, memory_order_relaxed);
+		md_options_read();
+		rc = pthread_key_create(&md_exit_key, md_thread_exit) ? -ENOMEM : 0;
+		if (!rc)
+			rc = memdesc_init();
+		if (!rc)
+			rc = md__classes_init();
+		md__malloc_error = rc;
+		md_initialising = false;
+		atomic_store_explicit(&md__malloc_state, 2, memory_order_release);
+		if (rc && md__opt.verbose)
+			md_init_failed(rc);
+	}
+	pthread_mutex_unlock(&md_init_lock);
+	return md__malloc_error;
+}
+
+/* What may allocate, once libc is up (section 1). */
+static void __attribute__((constructor)) md_malloc_ctor(void)
+{
+	int expected = 0;
+
+	if (md__malloc_init())
+		return;
+	if (!atomic_compare_exchange_strong(&md_late_done, &expected, 1))
+		return;
+	pthread_atfork(md_prefork, md_postfork_parent, md_postfork_child);
+	(void)urcu_bp_get_default_call_rcu_data();
+}
+
+/* ---- statistics --------------------------------------------------------------- */
+
+static void md_stat_line(struct md_buf *b, int fd, const char *name, size_t v, bool bytes,
+			 const char *doc)
+{
+	md__buf_str(b, "  ");
+	md__buf_str(b, name);
+	md__buf_pad(b, 22);
+	if (bytes)
+		md__buf_size(b, v);
+	else
+		md__buf_u(b, v);
+	md__buf_pad(b, 36);
+	md__buf_str(b, doc);
+	md__buf_str(b, "\n");
+	md__buf_flush(b, fd);
+}
+
+void md_malloc_stats_print(int fd)
+{
+	struct memdesc_stats st;
+	struct md_buf b = { .n = 0 };
+	size_t small = 0, small_slab = 0, depot = 0;
+
+	if (md__enter())
+		return;
+	memdesc_stats(&st);
+	for (unsigned int i = 0; i < MD_NR_CLASSES; i++) {
+		struct kmem_cache_stats cs;
+
+		kmem_cache_stats(md__class_cache[i], &cs);
+		small += cs.objs_slab_inuse * cs.obj_size;
+		small_slab += cs.slabs * cs.slab_pages;
+		depot += cs.objs_depot * cs.obj_size;
+	}
+	md__buf_str(&b, "memdesc: malloc statistics\n");
+	md_stat_line(&b, fd, "small_in_use", small, true,
+		     "size-class blocks allocated from slabs (incl. magazines)");
+	md_stat_line(&b, fd, "small_in_depot", depot, true, "of which in depot magazines");
+	md_stat_line(&b, fd, "small_slab_bytes", small_slab << MEMDESC_PAGE_SHIFT, true,
+		     "pages of size-class slabs");
+	md_stat_line(&b, fd, "large_in_use", st.pages_folio << MEMDESC_PAGE_SHIFT, true,
+		     "pages of large blocks (folios)");
+#define MD_STAT_PRINT(name, doc)                                                        \
+	md_stat_line(&b, fd, #name, st.name,                                             \
+		     strncmp(#name, "bytes_", 6) == 0 || strncmp(#name, "meta_", 5) == 0, doc);
+	MEMDESC_STATS(MD_STAT_PRINT)
+#undef MD_STAT_PRINT
+	md__buf_str(&b, "  class      slabs  pages/slab   in use    in depot\n");
+	md__buf_flush(&b, fd);
+	for (unsigned int i = 0; i < MD_NR_CLASSES; i++) {
+		struct kmem_cache_stats cs;
+
+		kmem_cache_stats(md__class_cache[i], &cs);
+		if (!cs.slabs)
+			continue;
+		md__buf_str(&b, "  ");
+		md__buf_u(&b, cs.obj_size);
+		md__buf_pad(&b, 11);
+		md__buf_u(&b, cs.slabs);
+		md__buf_pad(&b, 18);
+		md__buf_u(&b, cs.slab_pages);
+		md__buf_pad(&b, 29);
+		md__buf_u(&b, cs.objs_slab_inuse);
+		md__buf_pad(&b, 41);
+		md__buf_u(&b, cs.objs_depot);
+		md__buf_str(&b, "\n");
+		md__buf_flush(&b, fd);
+	}
+	md__leave();
+}
+
+static void __attribute__((destructor)) md_malloc_dtor(void)
+{
+	if (md__opt.stats && atomic_load(&md__malloc_state) == 2 && !md__malloc_error)
+		md_malloc_stats_print(STDERR_FILENO);
+}

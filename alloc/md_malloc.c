@@ -1,0 +1,587 @@
+/*
+ * md_malloc.c: the malloc family on memdescs (size classes, large folios, free
+ * dispatch, bad-free reports).
+ *
+ * 1. Size classes
+ *    Requests up to MD_SMALL_MAX (32 KiB) are objects of one of 72 slab caches
+ *    (kmem_cache_create, align 16). The classes are 16, 32, ..., 128 in 16-byte steps,
+ *    then 8 classes per doubling: (2^k, 2^(k+1)] is cut into 8 equal steps of 2^(k-3)
+ *    for k = 7..14 (144, 160, ..., 256, 288, ..., 512, ..., 28672, 30720, 32768). A
+ *    request of n > 128 bytes lands in a class of at most n - 1 + 2^(k-3) with
+ *    2^k < n, so the waste is below 2^(k-3) / 2^k = 12.5%. Between 64 and 128 the
+ *    16-byte alignment every block needs forbids steps below 16 bytes, so waste there
+ *    reaches 15/65 = 23% (65 -> 80): no 16-aligned class set does better. Every class
+ *    is a multiple of 16, and the 2^k ones are multiples of every power of two up to
+ *    themselves, which aligned allocations use (section 3).
+ *    The class of n is computed, not looked up: for n > 128, with x = n - 1,
+ *    k = floor(log2 x) and q = x >> (k - 3) (8..15), the class is 8 + 8(k - 7) + q - 8.
+ *    The magazine layer of each cache (per-thread loaded/previous magazines, no lock)
+ *    is the fast path; cross-thread frees go to the freeing thread's magazines, so they
+ *    serialize on no lock; whole magazines travel through the depot.
+ *
+ * 2. Large blocks
+ *    Above 32 KiB a block is a folio of exactly ceil(n / 4096) pages (vmem allocates
+ *    any page count: no rounding to a power of two). 32 KiB is where page rounding
+ *    costs at most 4095 / 32769 < 12.5%, the same bound as the classes. realloc
+ *    shrinks a large block in place while at least half of it stays used. Growing
+ *    moves it: vmem frees only whole segments, so pages taken after a block could not
+ *    be freed with it (see the report of issue 5 for the vmem/memdesc hook this needs).
+ *    To keep a block grown step by step from being copied at every step, a moved
+ *    block gets 1/8 more pages than asked (the same 12.5% bound), so n steps copy
+ *    O(log n) times. Alignments above a page ask the page allocator for aligned pages
+ *    (folio_alloc_aligned, memdesc/folio_large.c).
+ *
+ * 3. Alignment
+ *    Every class is a multiple of 16 and a slab starts on a page, so every block is
+ *    16-aligned. For an alignment A of 32..4096 and a small size, the block comes from
+ *    the smallest class >= n that is a multiple of A (objects sit at slab base +
+ *    i * class, and slabs are naturally aligned runs of pages); above that, from
+ *    aligned folios. The block is then an ordinary block: free, realloc and
+ *    malloc_usable_size need no record of the alignment.
+ *
+ * 4. free: finding the owner
+ *    free(p) takes p to its pfn and asks pfn_to_memdesc(): a slab (kmem_obj_info gives
+ *    the cache and the object start; the cache must be one of our classes) or a folio
+ *    (the folio's first page must be p). Anything else is a bad free.
+ *
+ * 5. Bad frees: what is detected, and what is not
+ *    Reported (one line on stderr with the function, the address and the error,
+ *    written with write(2); then abort() unless abort=0):
+ *    - a pointer outside the frame space (stack, static, libc's heap, garbage);
+ *    - a pointer into the frame space that no allocation owns (freed large block, a
+ *      free page) or that belongs to memdesc's internal caches;
+ *    - an interior pointer (not the start of its object or folio);
+ *    - a double free of a small block, whether the first free reached the slab (its
+ *      bitmap says free) or still sits in a magazine: free() writes key ^ address into
+ *      the block's second word (key: a per-process random odd number), and finds it
+ *      there on the second free; malloc() clears the word. A program that stores
+ *      exactly key ^ address in that word of a live block would be mistaken for a
+ *      double free: with a 64-bit random key, a chance of 2^-64 per free;
+ *    - a double free of a large block while its pages are not yet reused (reported
+ *      as "double free or invalid pointer: no block here");
+ *    - md_free_sized() with a size above the usable size.
+ *    Not detected: a double free of a large block after its pages were handed out
+ *    again (the pointer then names a live block), of a small block after its object was
+ *    allocated again (the same), frees racing with each other in two threads, and
+ *    writes after free (junk=1 makes them visible to the program instead).
+ *
+ * 6. Errors
+ *    NULL with errno = ENOMEM on every failure, including size overflow in calloc and
+ *    reallocarray and sizes no page count can hold; EINVAL for a bad alignment where
+ *    glibc sets it (aligned_alloc); posix_memalign returns its error.
+ *
+ * Context: every entry point runs inside md__enter()/md__leave() (md_malloc_impl.h);
+ * nothing here takes a lock of its own.
+ */
+#include "md_malloc_impl.h"
+#include "folio_large.h"
+#include "memdesc.h"
+#include "slab.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MD_PAGE MEMDESC_PAGE_SIZE
+#define MD_PAGE_SHIFT_ MEMDESC_PAGE_SHIFT
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* 8 classes for the doubling (2^(s+3), 2^(s+4)]: 9 << s ... 16 << s. */
+#define MD_DOUBLING(s) (9u << (s)), (10u << (s)), (11u << (s)), (12u << (s)), \
+		       (13u << (s)), (14u << (s)), (15u << (s)), (16u << (s))
+
+const uint32_t md__class_size[MD_NR_CLASSES] = {
+	16, 32, 48, 64, 80, 96, 112, 128,
+	MD_DOUBLING(4), MD_DOUBLING(5), MD_DOUBLING(6), MD_DOUBLING(7),
+	MD_DOUBLING(8), MD_DOUBLING(9), MD_DOUBLING(10), MD_DOUBLING(11),
+};
+
+struct kmem_cache *md__class_cache[MD_NR_CLASSES];
+
+/* Per-process double-free key, odd (so key ^ address is never 0 for an aligned block). */
+static uint64_t md_dfkey;
+
+static md_error_fn md_error_hook;
+
+/* ---- classes ------------------------------------------------------------------ */
+
+/* The class of a request of @n <= MD_SMALL_MAX bytes. */
+static inline unsigned int md_class_of(size_t n)
+{
+	size_t x;
+	unsigned int k;
+
+	if (n <= 128)
+		return n ? (unsigned int)((n + 15) >> 4) - 1 : 0;
+	x = n - 1;
+	k = 63u - (unsigned int)__builtin_clzl(x);
+	return 8u * (k - 6u) + (unsigned int)(x >> (k - 3)) - 8u;
+}
+
+int md__classes_init(void)
+{
+	uint64_t key = 0;
+
+	for (unsigned int i = 0; i < MD_NR_CLASSES; i++) {
+		char name[16] = "md-";
+		size_t len = 3;
+		char digits[12];
+		size_t nd = 0;
+
+		for (uint32_t v = md__class_size[i]; v; v /= 10)
+			digits[nd++] = (char)('0' + v % 10);
+		while (nd)
+			name[len++] = digits[--nd];
+		name[len] = '\0';
+		md__class_cache[i] = kmem_cache_create(name, md__class_size[i], 16, 0);
+		if (!md__class_cache[i])
+			return -ENOMEM;
+	}
+	if (getrandom(&key, sizeof(key), GRND_NONBLOCK) != (ssize_t)sizeof(key)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		key = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)&ts ^
+		      ((uint64_t)getpid() << 32);
+	}
+	md_dfkey = key | 1;
+	return 0;
+}
+
+/* ---- reports ------------------------------------------------------------------ */
+
+void md_malloc_error_hook(md_error_fn fn)
+{
+	__atomic_store_n(&md_error_hook, fn, __ATOMIC_RELEASE);
+}
+
+/* Report a bad free: "memdesc: <fn>(<p>): <what>[ (<detail> <n> bytes)]". */
+static void __attribute__((noinline, cold))
+md_bad(const char *fn, const void *p, const char *what, const char *detail, size_t n)
+{
+	struct md_buf b = { .n = 0 };
+	md_error_fn hook = __atomic_load_n(&md_error_hook, __ATOMIC_ACQUIRE);
+
+	md__buf_str(&b, "memdesc: ");
+	md__buf_str(&b, fn);
+	md__buf_str(&b, "(0x");
+	md__buf_x(&b, (uintptr_t)p);
+	md__buf_str(&b, "): ");
+	md__buf_str(&b, what);
+	if (detail) {
+		md__buf_str(&b, " (");
+		md__buf_str(&b, detail);
+		md__buf_u(&b, n);
+		md__buf_str(&b, " bytes)");
+	}
+	if (hook) {
+		hook(b.b, b.n);
+	} else {
+		md__buf_str(&b, "\n");
+		md__buf_flush(&b, STDERR_FILENO);
+	}
+	if (md__opt.abort)
+		abort();
+}
+
+/* ---- finding the owner of a block -------------------------------------------- */
+
+struct md_block {
+	void *p;
+	size_t usable;			/* bytes usable */
+	struct kmem_cache *cache;	/* small: the class cache, else NULL */
+	unsigned int cls;		/* small: the class */
+	struct folio *folio;		/* large: the folio */
+};
+
+/*
+ * Identify the live block starting at @p, or report why it is not one (as @fn) and
+ * return -1. @freeing: also check for a double free through the key.
+ */
+static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk)
+{
+	unsigned long pfn = virt_to_pfn(p);
+	memdesc_t md;
+
+	if (unlikely(!pfn_valid(pfn))) {
+		md_bad(fn, p, "invalid pointer: not allocated by memdesc", NULL, 0);
+		return -1;
+	}
+	md = pfn_to_memdesc(pfn);
+	blk->p = p;
+	if (likely(memdesc_type(md) == MEMDESC_SLAB)) {
+		struct kmem_obj_info info;
+		struct kmem_cache *c = slab_cache(memdesc_slab(md));
+		size_t size = kmem_cache_size(c);
+		unsigned int cls;
+
+		if (unlikely(size > MD_SMALL_MAX ||
+			     md__class_cache[cls = md_class_of(size)] != c)) {
+			md_bad(fn, p, "invalid pointer: an object of an internal cache of "
+			       "memdesc", NULL, 0);
+			return -1;
+		}
+		if (unlikely(kmem_obj_info(p, &info) != 0)) {
+			md_bad(fn, p, "invalid pointer: inside a slab but in no block", NULL, 0);
+			return -1;
+		}
+		if (unlikely(info.obj != p)) {
+			md_bad(fn, p, "interior pointer: inside a block", "block of ", size);
+			return -1;
+		}
+		if (unlikely(!info.allocated ||
+			     (freeing && ((uint64_t *)p)[1] == (md_dfkey ^ (uintptr_t)p)))) {
+			md_bad(fn, p, "double free", "block of ", size);
+			return -1;
+		}
+		blk->usable = size;
+		blk->cache = c;
+		blk->cls = cls;
+		blk->folio = NULL;
+		return 0;
+	}
+	if (memdesc_type(md) == MEMDESC_FOLIO) {
+		struct folio *f = memdesc_folio(md);
+
+		if (unlikely(folio_address(f) != p)) {
+			md_bad(fn, p, "interior pointer: inside a large block", "block of ",
+			       folio_nr_pages(f) << MD_PAGE_SHIFT_);
+			return -1;
+		}
+		if (unlikely(folio_ref_count(f) <= 0)) {
+			md_bad(fn, p, "double free", "large block of ",
+			       folio_nr_pages(f) << MD_PAGE_SHIFT_);
+			return -1;
+		}
+		blk->usable = folio_nr_pages(f) << MD_PAGE_SHIFT_;
+		blk->cache = NULL;
+		blk->folio = f;
+		return 0;
+	}
+	md_bad(fn, p, "double free or invalid pointer: no block here", NULL, 0);
+	return -1;
+}
+
+static void md_release(struct md_block *blk)
+{
+	if (blk->cache) {
+		uint64_t *w = blk->p;
+
+		if (unlikely(md__opt.junk))
+			memset(w, 0x5a, blk->usable);
+		w[1] = md_dfkey ^ (uintptr_t)w;
+		kmem_cache_free(blk->cache, w);
+	} else {
+		folio_put(blk->folio);
+	}
+}
+
+/* ---- allocation --------------------------------------------------------------- */
+
+static inline void *md_alloc_class(unsigned int cls)
+{
+	uint64_t *p = kmem_cache_alloc(md__class_cache[cls]);
+
+	if (likely(p)) {
+		p[1] = 0;
+		if (unlikely(md__opt.junk))
+			memset(p, 0xa5, md__class_size[cls]);
+	} else {
+		errno = ENOMEM;
+	}
+	return p;
+}
+
+static void *md_alloc_pages(size_t size, size_t align_pages)
+{
+	struct folio *f;
+	size_t np;
+
+	if (size > SIZE_MAX - MD_PAGE) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	np = (size + MD_PAGE - 1) >> MD_PAGE_SHIFT_;
+	if (np == 0)
+		np = 1;
+	f = align_pages > 1 ? folio_alloc_aligned(np, align_pages) : folio_alloc_pages(np);
+	if (!f) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (unlikely(md__opt.junk))
+		memset(folio_address(f), 0xa5, np << MD_PAGE_SHIFT_);
+	return folio_address(f);
+}
+
+static inline void *md_alloc(size_t size)
+{
+	if (likely(size <= MD_SMALL_MAX))
+		return md_alloc_class(md_class_of(size));
+	return md_alloc_pages(size, 1);
+}
+
+/* @align: a power of two. */
+static void *md_alloc_aligned(size_t align, size_t size)
+{
+	if (align <= 16)
+		return md_alloc(size);
+	if (size <= MD_SMALL_MAX && align <= MD_PAGE) {
+		for (unsigned int c = md_class_of(size); c < MD_NR_CLASSES; c++)
+			if ((md__class_size[c] & (align - 1)) == 0)
+				return md_alloc_class(c);
+	}
+	if (align > ((size_t)1 << 62)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return md_alloc_pages(size, align > MD_PAGE ? align >> MD_PAGE_SHIFT_ : 1);
+}
+
+/* ---- the API ------------------------------------------------------------------ */
+
+void *md_malloc(size_t size)
+{
+	void *p;
+
+	if (unlikely(md__enter())) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = md_alloc(size);
+	md__leave();
+	return p;
+}
+
+static void md_free_fn(void *p, const char *fn, size_t sized)
+{
+	struct md_block blk;
+
+	if (!p)
+		return;
+	if (unlikely(md__enter())) {
+		md_bad(fn, p, "invalid pointer: the allocator could not start", NULL, 0);
+		return;
+	}
+	if (md_lookup(p, fn, true, &blk) == 0) {
+		if (unlikely(sized != 0 && sized > blk.usable))
+			md_bad(fn, p, "size larger than the block", "block of ", blk.usable);
+		else
+			md_release(&blk);
+	}
+	md__leave();
+}
+
+void md_free(void *p)
+{
+	md_free_fn(p, "free", 0);
+}
+
+void md_free_sized(void *p, size_t size)
+{
+	md_free_fn(p, "free_sized", size);
+}
+
+void md_free_aligned_sized(void *p, size_t align, size_t size)
+{
+	(void)align;
+	md_free_fn(p, "free_aligned_sized", size);
+}
+
+void *md_calloc(size_t n, size_t size)
+{
+	size_t total;
+	void *p;
+
+	if (unlikely(__builtin_mul_overflow(n, size, &total))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (unlikely(md__enter())) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = md_alloc(total);
+	md__leave();
+	if (p)
+		memset(p, 0, total);
+	return p;
+}
+
+void *md_realloc(void *p, size_t size)
+{
+	struct md_block blk;
+	void *q = NULL;
+
+	if (!p)
+		return md_malloc(size);
+	if (size == 0) {
+		md_free_fn(p, "realloc", 0);
+		return NULL;
+	}
+	if (unlikely(md__enter())) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (md_lookup(p, "realloc", true, &blk) != 0) {
+		md__leave();
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (blk.cache) {
+		/* Small: stay while the class fits and is not more than twice too big. */
+		if (size <= blk.usable && (size > blk.usable / 2 || blk.cls == 0)) {
+			md__leave();
+			return p;
+		}
+	} else if (size > MD_SMALL_MAX) {
+		size_t np = (size + MD_PAGE - 1) >> MD_PAGE_SHIFT_;
+		size_t have = folio_nr_pages(blk.folio);
+
+		if (size <= SIZE_MAX - MD_PAGE && np <= have && np >= have / 2) {
+			md__leave();
+			return p;
+		}
+		/*
+		 * Growing moves the block (vmem frees only whole segments, so the pages after
+		 * it cannot join its allocation): ask for 1/8 more than needed so that a
+		 * block grown step by step is copied O(log) times, not once per step.
+		 */
+		if (size <= SIZE_MAX - MD_PAGE && np > have && np <= SIZE_MAX / MD_PAGE / 2) {
+			size_t want = np + np / 8;
+
+			q = md_alloc_pages(want << MD_PAGE_SHIFT_, 1);
+			if (!q)
+				q = md_alloc_pages(size, 1);
+			if (q) {
+				memcpy(q, p, blk.usable);
+				md_release(&blk);
+			}
+			md__leave();
+			return q;
+		}
+	}
+	q = md_alloc(size);
+	if (q) {
+		memcpy(q, p, size < blk.usable ? size : blk.usable);
+		md_release(&blk);
+	}
+	md__leave();
+	return q;
+}
+
+void *md_reallocarray(void *p, size_t n, size_t size)
+{
+	size_t total;
+
+	if (unlikely(__builtin_mul_overflow(n, size, &total))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return md_realloc(p, total);
+}
+
+static void *md_aligned(size_t align, size_t size)
+{
+	void *p;
+
+	if (unlikely(md__enter())) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = md_alloc_aligned(align, size);
+	md__leave();
+	return p;
+}
+
+static inline bool md_pow2(size_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+void *md_aligned_alloc(size_t align, size_t size)
+{
+	if (!md_pow2(align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return md_aligned(align, size);
+}
+
+int md_posix_memalign(void **memptr, size_t align, size_t size)
+{
+	int saved = errno;
+	void *p;
+
+	if (!md_pow2(align) || align % sizeof(void *) != 0)
+		return EINVAL;
+	p = md_aligned(align, size);
+	if (!p) {
+		errno = saved;
+		return ENOMEM;
+	}
+	*memptr = p;
+	return 0;
+}
+
+void *md_memalign(size_t align, size_t size)
+{
+	if (align <= 16) {
+		align = 16;	/* 0 too, as glibc */
+	} else if (!md_pow2(align)) {
+		/* glibc: the next power of two; beyond the largest one, no memory. */
+		if (align > ((size_t)1 << 63)) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		align = (size_t)1 << (64 - __builtin_clzl(align));
+	}
+	return md_aligned(align, size);
+}
+
+void *md_valloc(size_t size)
+{
+	return md_aligned(MD_PAGE, size);
+}
+
+void *md_pvalloc(size_t size)
+{
+	if (size > SIZE_MAX - MD_PAGE) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size = (size + MD_PAGE - 1) & ~(MD_PAGE - 1);
+	return md_aligned(MD_PAGE, size ? size : MD_PAGE);
+}
+
+size_t md_malloc_usable_size(void *p)
+{
+	struct md_block blk;
+	size_t n = 0;
+
+	if (!p || md__enter())
+		return 0;
+	if (md_lookup(p, "malloc_usable_size", false, &blk) == 0)
+		n = blk.usable;
+	md__leave();
+	return n;
+}
+
+int md_malloc_trim(size_t pad)
+{
+	(void)pad;
+	if (md__enter())
+		return 0;
+	kmem_thread_flush();
+	memdesc_thread_drain();
+	kmem_reap_all();
+	kmem_reap_all();
+	memdesc_purge();
+	md__leave();
+	return 1;
+}

@@ -1,0 +1,122 @@
+/*
+ * md_malloc_impl.h: what md_malloc.c (the allocation family) and md_env.c (first
+ * call, options, fork, thread exit, statistics) share. Not a public header.
+ */
+#ifndef MEMDESC_MD_MALLOC_IMPL_H
+#define MEMDESC_MD_MALLOC_IMPL_H
+
+/*
+ * The read-side fast paths of liburcu-bp inline (_LGPL_SOURCE), except in sanitizer
+ * builds: liburcu's reader registry is not laid out at the 128-byte alignment its
+ * struct asks for, which UBSan would report in every inlined read lock (the same
+ * choice as xarray/xarray_impl.h).
+ */
+#if !defined(MEMDESC_SANITIZER_BUILD) && !defined(_LGPL_SOURCE)
+#define _LGPL_SOURCE
+#endif
+
+#include "md_malloc.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <urcu/urcu-bp.h>
+
+/*
+ * Options, declared once: the struct, the defaults, the parser and the verbose
+ * printer are generated from this table. X(name, default, max, doc); every value is
+ * an unsigned number (sizes take K/M/G/T suffixes).
+ */
+#define MD_OPTIONS(X)                                                                   \
+	X(stats,   0, 1,          "print statistics on stderr at exit")                  \
+	X(limit,   0, SIZE_MAX,   "most bytes committed from the OS (read by memdesc)")  \
+	X(abort,   1, 1,          "abort after reporting a bad free")                    \
+	X(junk,    0, 1,          "fill new blocks with 0xa5, freed ones with 0x5a")      \
+	X(verbose, 0, 1,          "report option values and init failures on stderr")
+
+struct md_options {
+#define MD_OPTION_FIELD(name, def, max, doc) size_t name;
+	MD_OPTIONS(MD_OPTION_FIELD)
+#undef MD_OPTION_FIELD
+};
+
+extern struct md_options md__opt;
+
+/* ---- md_env.c ---------------------------------------------------------------- */
+
+/* 2 once md__malloc_init() has run (successfully or not); 1 while it runs. */
+extern atomic_int md__malloc_state;
+/* 0 after a successful init, else -ENOMEM (valid once md__malloc_state == 2). */
+extern int md__malloc_error;
+/* A fork is being prepared: new calls wait for it (md__enter_slow). */
+extern atomic_int md__fork_pending;
+
+struct md_thread {
+	unsigned int depth;	/* nesting of md_ calls on this thread */
+	bool registered;	/* the thread-exit key is set */
+};
+extern __thread struct md_thread md__thread __attribute__((tls_model("initial-exec")));
+
+int md__malloc_init(void);
+void md__enter_slow(void);
+void md__malloc_thread_register(void);
+
+/*
+ * Every entry point runs between md__enter() and md__leave(): an RCU read-side
+ * section (a few instructions, liburcu-bp) that fork preparation waits out, so that no
+ * thread is inside the allocator, and so holds none of its locks, when fork() copies
+ * the process (md_env.c section 3). Returns 0, or -ENOMEM if the allocator could not
+ * be initialised (the section is then not entered).
+ */
+static inline int md__enter(void)
+{
+	struct md_thread *t = &md__thread;
+
+	if (__builtin_expect(atomic_load_explicit(&md__malloc_state, memory_order_acquire) != 2,
+			     0)) {
+		int rc = md__malloc_init();
+
+		if (rc)
+			return rc;
+	}
+	urcu_bp_read_lock();
+	if (__builtin_expect(t->depth == 0 &&
+			     atomic_load_explicit(&md__fork_pending, memory_order_relaxed), 0))
+		md__enter_slow();
+	t->depth++;
+	if (__builtin_expect(!t->registered, 0))
+		md__malloc_thread_register();
+	return 0;
+}
+
+static inline void md__leave(void)
+{
+	md__thread.depth--;
+	urcu_bp_read_unlock();
+}
+
+/* ---- md_malloc.c ------------------------------------------------------------- */
+
+/* Size classes: 16..128 in steps of 16, then 8 per doubling up to MD_SMALL_MAX. */
+#define MD_NR_CLASSES 72
+extern struct kmem_cache *md__class_cache[MD_NR_CLASSES];
+extern const uint32_t md__class_size[MD_NR_CLASSES];
+/* Create the class caches and the double-free key. 0 / -ENOMEM. */
+int md__classes_init(void);
+
+/* ---- write(2)-based formatting (no stdio, no malloc) ---------------------------- */
+
+struct md_buf {
+	char b[512];
+	size_t n;
+};
+void md__buf_str(struct md_buf *b, const char *s);
+void md__buf_u(struct md_buf *b, uint64_t v);
+void md__buf_x(struct md_buf *b, uint64_t v);
+/* v as "12.3 MiB"-style human size, then " (v)" in bytes. */
+void md__buf_size(struct md_buf *b, uint64_t v);
+void md__buf_pad(struct md_buf *b, size_t col);
+void md__buf_flush(struct md_buf *b, int fd);
+
+#endif /* MEMDESC_MD_MALLOC_IMPL_H */
