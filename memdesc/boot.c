@@ -72,6 +72,8 @@ static __thread bool md_thread_registered;
 
 extern struct kmem_cache *md_node_cache;
 extern struct kmem_cache *md_split_cache;
+extern struct kmem_cache *md_pblock_cache;
+size_t md__pblock_size(void);
 
 /* ---- messages (no allocation: vsnprintf into a stack buffer, write(2)) --------- */
 
@@ -154,7 +156,8 @@ static int md_boot(void)
 	md_node_cache = kmem__cache_create_static("memdesc-xa-node", xa_node_size(),
 						  XA_NODE_ALIGN, KMC_TYPESAFE_BY_RCU);
 	md_split_cache = kmem__cache_create_static("memdesc-split", 32, 16, 0);
-	if (!md_folio_cache || !md_node_cache || !md_split_cache)
+	md_pblock_cache = kmem__cache_create_static("memdesc-pblock", md__pblock_size(), 16, 0);
+	if (!md_folio_cache || !md_node_cache || !md_split_cache || !md_pblock_cache)
 		return -ENOMEM;
 	if (pthread_key_create(&md_thread_key, md_thread_exit))	/* d */
 		return -ENOMEM;
@@ -196,7 +199,7 @@ void memdesc_stats(struct memdesc_stats *st)
 	st->pages_arena_alloc = atomic_load(&md_phys.arena_pages);
 	st->bytes_mapped = atomic_load(&md_phys.committed);
 	st->bytes_resident = (st->pages_folio + st->pages_slab + st->pages_pcache +
-			      st->pages_dirty) << MD_PAGE_SHIFT;
+			      st->pages_dirty + st->pages_block_free) << MD_PAGE_SHIFT;
 	st->bytes_limit = md_phys.limit;
 	st->nr_folios = (size_t)atomic_load(&md_nr_folios);
 	st->nr_slabs = (size_t)atomic_load(&kmem_nr_slabs);

@@ -216,6 +216,7 @@ int memdesc_verify(void);
 	X(pages_slab,         "pages mapped to slabs")                                  \
 	X(pages_pcache,       "free pages held in per-thread page caches")             \
 	X(pages_dirty,        "free pages kept mapped for reuse (not yet purged)")     \
+	X(pages_block_free,   "free single pages inside 64-page blocks")               \
 	X(pages_split_held,   "freed pieces of split folios waiting for their siblings") \
 	X(pages_rcu_pending,  "unmapped slab pages freed after an RCU grace period")   \
 	X(pages_arena_alloc,  "pages allocated from the page arena")                   \
@@ -226,6 +227,7 @@ int memdesc_verify(void);
 	X(meta_xa_pool,       "bytes of XArray nodes held in the node pool")            \
 	X(meta_folios,        "bytes of live struct folio")                             \
 	X(meta_slabs,         "bytes of live struct slab")                              \
+	X(meta_pblocks,       "bytes of page-block descriptors (single pages)")         \
 	X(meta_vmem_tags,     "bytes of vmem boundary tags (vmem_tag_bytes())")         \
 	X(nr_folios,          "live folios")                                           \
 	X(nr_slabs,           "live slabs")                                            \

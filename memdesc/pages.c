@@ -390,20 +390,72 @@ void pages__dirty_flush(void)
 	pthread_mutex_unlock(&md_purge_lock);
 }
 
-/* ---- ranges ------------------------------------------------------------------- */
+/* ---- page blocks: single pages without a boundary tag each ------------------------ */
 
-int pages__get_range(size_t npages, size_t align, unsigned long *pfnp)
+/*
+ * A page block is 64 naturally aligned pages taken from the arena as ONE segment, from
+ * which single pages are handed out: a vmem boundary tag per page would cost more than
+ * Linux's struct page. struct md_pblock (from md_pblock_cache) holds a bitmap of its
+ * free pages; md_blockmap (an XArray indexed by pfn / 64) finds it from a pfn. Blocks
+ * with free pages are on md_blocks.partial; a block whose pages are all free goes back
+ * to the dirty list as one 64-page range, except one spare kept against ping-pong.
+ */
+#define MD_BLOCK_SHIFT 6
+#define MD_BLOCK_PAGES ((size_t)1 << MD_BLOCK_SHIFT)
+#define MD_PCACHE_REFILL 8
+
+struct md_pblock {
+	unsigned long pb_pfn;		/* first page, a multiple of MD_BLOCK_PAGES */
+	uint64_t pb_free;		/* bit i: page pb_pfn + i is free (md_blocks.lock) */
+	struct md_pblock *pb_next;	/* partial list (md_blocks.lock) */
+	struct md_pblock *pb_prev;
+	unsigned int pb_nfree;		/* bits set in pb_free */
+	bool pb_listed;			/* on the partial list */
+} __attribute__((aligned(16)));
+
+struct xarray md_blockmap;
+struct kmem_cache *md_pblock_cache;
+static atomic_long md_block_free_pages;	/* free pages inside blocks (incl. the spare) */
+static atomic_long md_nr_blocks;
+
+static struct {
+	pthread_mutex_t lock;
+	struct md_pblock *partial;
+	struct md_pblock *spare;	/* one wholly free block kept */
+} md_blocks = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+size_t md__pblock_size(void)
 {
-	struct md_pcache *pc = &md_pcache;
+	return sizeof(struct md_pblock);
+}
+
+static void md_block_link(struct md_pblock *b)
+{
+	b->pb_prev = NULL;
+	b->pb_next = md_blocks.partial;
+	if (b->pb_next)
+		b->pb_next->pb_prev = b;
+	md_blocks.partial = b;
+	b->pb_listed = true;
+}
+
+static void md_block_unlink(struct md_pblock *b)
+{
+	if (b->pb_prev)
+		b->pb_prev->pb_next = b->pb_next;
+	else
+		md_blocks.partial = b->pb_next;
+	if (b->pb_next)
+		b->pb_next->pb_prev = b->pb_prev;
+	b->pb_next = b->pb_prev = NULL;
+	b->pb_listed = false;
+}
+
+/* Frames of @npages (not single pages) from the dirty list or the arena. */
+static int md_range_get(size_t npages, size_t align, unsigned long *pfnp)
+{
 	int rc;
 
-	if (npages == 1 && align <= 1 && pc->n) {
-		*pfnp = pc->pfn[--pc->n];
-		atomic_fetch_sub_explicit(&md_pcache_pages, 1, memory_order_relaxed);
-		return 0;
-	}
-	if (align == 0)
-		align = 1;
 	if (md_dirty_take(npages, align, pfnp))
 		return 0;
 	rc = md__arena_alloc(npages, align, pfnp);
@@ -416,22 +468,171 @@ int pages__get_range(size_t npages, size_t align, unsigned long *pfnp)
 	return rc;
 }
 
+/* A new block, all free, on the partial list. */
+static int md_block_new(void)
+{
+	struct md_pblock *b = kmem_cache_alloc(md_pblock_cache);
+	unsigned long pfn;
+	void *old;
+
+	if (!b)
+		return -ENOMEM;
+	if (md_range_get(MD_BLOCK_PAGES, MD_BLOCK_PAGES, &pfn)) {
+		kmem_cache_free(md_pblock_cache, b);
+		return -ENOMEM;
+	}
+	b->pb_pfn = pfn;
+	b->pb_free = ~0ULL;
+	b->pb_nfree = MD_BLOCK_PAGES;
+	old = xa_store(&md_blockmap, pfn >> MD_BLOCK_SHIFT, b);
+	if (xa_is_err(old) || old) {
+		if (old && !xa_is_err(old))
+			md__panic("md_block_new: block %lu already mapped", pfn);
+		md_dirty_put(&pfn, (const size_t[]){ MD_BLOCK_PAGES }, 1);
+		kmem_cache_free(md_pblock_cache, b);
+		return -ENOMEM;
+	}
+	atomic_fetch_add(&md_nr_blocks, 1);
+	atomic_fetch_add(&md_block_free_pages, (long)MD_BLOCK_PAGES);
+	pthread_mutex_lock(&md_blocks.lock);
+	md_block_link(b);
+	pthread_mutex_unlock(&md_blocks.lock);
+	return 0;
+}
+
+/* Up to @n single pages from blocks; at least one unless memory is out. */
+static unsigned int md_block_take(unsigned long *pfn, unsigned int n)
+{
+	unsigned int got = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&md_blocks.lock);
+		if (!md_blocks.partial && md_blocks.spare) {
+			md_block_link(md_blocks.spare);
+			md_blocks.spare = NULL;
+		}
+		while (got < n && md_blocks.partial) {
+			struct md_pblock *b = md_blocks.partial;
+			unsigned int i = (unsigned int)__builtin_ctzll(b->pb_free);
+
+			b->pb_free &= ~(1ULL << i);
+			b->pb_nfree--;
+			pfn[got++] = b->pb_pfn + i;
+			if (!b->pb_nfree)
+				md_block_unlink(b);
+		}
+		pthread_mutex_unlock(&md_blocks.lock);
+		if (got)
+			break;
+		if (md_block_new())
+			return 0;
+	}
+	atomic_fetch_sub(&md_block_free_pages, (long)got);
+	return got;
+}
+
+/* Single pages back to their blocks; a wholly free block goes (or becomes the spare). */
+static void md_block_give(const unsigned long *pfn, unsigned int n)
+{
+	struct md_pblock *dead[MD_PCACHE_MAX];
+	unsigned int ndead = 0;
+
+	pthread_mutex_lock(&md_blocks.lock);
+	for (unsigned int k = 0; k < n; k++) {
+		struct md_pblock *b = xa_load(&md_blockmap, pfn[k] >> MD_BLOCK_SHIFT);
+		uint64_t bit = 1ULL << (pfn[k] & (MD_BLOCK_PAGES - 1));
+
+		if (!b || (b->pb_free & bit))
+			md__panic("md_block_give: pfn %lu is not an allocated block page", pfn[k]);
+		b->pb_free |= bit;
+		b->pb_nfree++;
+		if (!b->pb_listed && b->pb_nfree < MD_BLOCK_PAGES)
+			md_block_link(b);
+		if (b->pb_nfree == MD_BLOCK_PAGES) {
+			if (b->pb_listed)
+				md_block_unlink(b);
+			if (!md_blocks.spare)
+				md_blocks.spare = b;
+			else
+				dead[ndead++] = b;
+		}
+	}
+	pthread_mutex_unlock(&md_blocks.lock);
+	atomic_fetch_add(&md_block_free_pages, (long)n);
+	for (unsigned int k = 0; k < ndead; k++) {
+		unsigned long bp = dead[k]->pb_pfn;
+
+		xa_erase(&md_blockmap, bp >> MD_BLOCK_SHIFT);
+		atomic_fetch_sub(&md_block_free_pages, (long)MD_BLOCK_PAGES);
+		atomic_fetch_sub(&md_nr_blocks, 1);
+		md_dirty_put(&bp, (const size_t[]){ MD_BLOCK_PAGES }, 1);
+		kmem_cache_free(md_pblock_cache, dead[k]);
+	}
+}
+
+/* The spare block goes too (memdesc_purge). */
+static void md_block_drop_spare(void)
+{
+	struct md_pblock *b;
+
+	pthread_mutex_lock(&md_blocks.lock);
+	b = md_blocks.spare;
+	md_blocks.spare = NULL;
+	pthread_mutex_unlock(&md_blocks.lock);
+	if (b) {
+		unsigned long bp = b->pb_pfn;
+
+		xa_erase(&md_blockmap, bp >> MD_BLOCK_SHIFT);
+		atomic_fetch_sub(&md_block_free_pages, (long)MD_BLOCK_PAGES);
+		atomic_fetch_sub(&md_nr_blocks, 1);
+		md_dirty_put(&bp, (const size_t[]){ MD_BLOCK_PAGES }, 1);
+		kmem_cache_free(md_pblock_cache, b);
+	}
+}
+
+/* ---- ranges ------------------------------------------------------------------- */
+
+int pages__get_range(size_t npages, size_t align, unsigned long *pfnp)
+{
+	struct md_pcache *pc = &md_pcache;
+
+	if (align == 0)
+		align = 1;
+	if (npages == 1 && align == 1) {
+		if (!pc->n) {
+			unsigned int got = md_block_take(pc->pfn, pc->exiting ? 1 : MD_PCACHE_REFILL);
+
+			if (!got)
+				return -ENOMEM;
+			if (!pc->exiting)
+				md__thread_register();
+			pc->n = got;
+			atomic_fetch_add_explicit(&md_pcache_pages, got, memory_order_relaxed);
+		}
+		*pfnp = pc->pfn[--pc->n];
+		atomic_fetch_sub_explicit(&md_pcache_pages, 1, memory_order_relaxed);
+		return 0;
+	}
+	return md_range_get(npages, align, pfnp);
+}
+
 void pages__put_range(unsigned long pfn, size_t npages)
 {
 	struct md_pcache *pc = &md_pcache;
 
-	if (npages == 1 && !pc->exiting) {
+	if (npages == 1 && xa_load(&md_blockmap, pfn >> MD_BLOCK_SHIFT)) {
+		if (pc->exiting) {
+			md_block_give(&pfn, 1);
+			return;
+		}
 		if (pc->n == MD_PCACHE_MAX) {
-			size_t ones[MD_PCACHE_MAX / 2];
 			unsigned int half = MD_PCACHE_MAX / 2;
 
-			for (unsigned int i = 0; i < half; i++)
-				ones[i] = 1;
-			/* The oldest half goes to the dirty list. */
-			md_dirty_put(pc->pfn, ones, half);
+			/* The oldest half goes back to its blocks. */
+			atomic_fetch_sub_explicit(&md_pcache_pages, half, memory_order_relaxed);
+			md_block_give(pc->pfn, half);
 			memmove(pc->pfn, pc->pfn + half, (pc->n - half) * sizeof(pc->pfn[0]));
 			pc->n -= half;
-			atomic_fetch_sub_explicit(&md_pcache_pages, half, memory_order_relaxed);
 		}
 		if (pc->n == 0)
 			md__thread_register();
@@ -445,18 +646,15 @@ void pages__put_range(unsigned long pfn, size_t npages)
 void pages__pcache_drain(bool exiting)
 {
 	struct md_pcache *pc = &md_pcache;
-	size_t ones[MD_PCACHE_MAX];
 	unsigned int n = pc->n;
 
 	if (exiting)
 		pc->exiting = true;
 	if (!n)
 		return;
-	for (unsigned int i = 0; i < n; i++)
-		ones[i] = 1;
 	pc->n = 0;
 	atomic_fetch_sub_explicit(&md_pcache_pages, n, memory_order_relaxed);
-	md_dirty_put(pc->pfn, ones, n);
+	md_block_give(pc->pfn, n);
 }
 
 void memdesc_thread_drain(void)
@@ -469,6 +667,7 @@ void memdesc_purge(void)
 	if (md__init_check())
 		return;
 	pages__pcache_drain(false);
+	md_block_drop_spare();
 	pages__dirty_flush();
 }
 
@@ -623,13 +822,18 @@ void pages__release(unsigned long pfn, size_t npages)
 		pages__put_range(pfn, npages);
 		return;
 	}
-	left = atomic_fetch_sub(&sp->sp_live, npages) - npages;
-	if (left) {
+	/*
+	 * Purge before the count drops: once it does, the last sibling's free may hand
+	 * the whole range to a new owner, whose data a late madvise would wipe. (The last
+	 * piece is purged for nothing; the range goes to the dirty list anyway.)
+	 */
+	if (npages < sp->sp_npages)
 		md__purge_range(pfn, npages);
-		atomic_fetch_add(&md_split_held, (long)npages);
+	atomic_fetch_add(&md_split_held, (long)npages);
+	left = atomic_fetch_sub(&sp->sp_live, npages) - npages;
+	if (left)
 		return;
-	}
-	atomic_fetch_sub(&md_split_held, (long)(sp->sp_npages - npages));
+	atomic_fetch_sub(&md_split_held, (long)sp->sp_npages);
 	xa_store_order(&md_splitmap, sp->sp_pfn, md_ilog2(sp->sp_npages), NULL);
 	pages__put_range(sp->sp_pfn, sp->sp_npages);
 	kmem_cache_free(md_split_cache, sp);
@@ -707,6 +911,7 @@ int md__pages_init(void)
 
 	xa_init_ops(&md_pagemap, &md_node_ops);
 	xa_init_ops(&md_splitmap, &md_node_ops);
+	xa_init_ops(&md_blockmap, &md_node_ops);
 	md_pool.low = 4 * (height ? height : 1);
 	if (md_pool.low > MD_NODE_POOL_HIGH / 2)
 		md_pool.low = MD_NODE_POOL_HIGH / 2;
@@ -733,7 +938,7 @@ int pages__verify(void)
 	size_t pages[MEMDESC_NR_TYPES] = { 0 };
 	int bad = 0;
 
-	if (xa_verify(&md_pagemap) || xa_verify(&md_splitmap))
+	if (xa_verify(&md_pagemap) || xa_verify(&md_splitmap) || xa_verify(&md_blockmap))
 		bad = 1;
 	xa_for_each(&md_pagemap, index, entry) {
 		memdesc_t md;
@@ -779,7 +984,8 @@ int pages__verify(void)
 			      (size_t)atomic_load(&md_pcache_pages) +
 			      (size_t)atomic_load(&md_dirty_pages) +
 			      (size_t)atomic_load(&md_split_held) +
-			      (size_t)atomic_load(&md_rcu_pages);
+			      (size_t)atomic_load(&md_rcu_pages) +
+			      (size_t)atomic_load(&md_block_free_pages);
 
 		if (arena != vmem_size(md_phys.page_arena, VMEM_ALLOC)) {
 			md__report("memdesc_verify: %zu arena pages counted, vmem says %zu", arena,
@@ -835,7 +1041,12 @@ void pages__stats(struct memdesc_stats *st)
 							    memory_order_relaxed);
 	st->pages_rcu_pending = (size_t)atomic_load_explicit(&md_rcu_pages,
 							     memory_order_relaxed);
-	st->meta_xa_nodes = (xa_nr_nodes(&md_pagemap) + xa_nr_nodes(&md_splitmap)) * node;
+	st->meta_xa_nodes = (xa_nr_nodes(&md_pagemap) + xa_nr_nodes(&md_splitmap) +
+			     xa_nr_nodes(&md_blockmap)) * node;
+	st->pages_block_free = (size_t)atomic_load_explicit(&md_block_free_pages,
+							    memory_order_relaxed);
+	st->meta_pblocks = (size_t)atomic_load_explicit(&md_nr_blocks, memory_order_relaxed) *
+			   sizeof(struct md_pblock);
 	pthread_mutex_lock(&md_pool.lock);
 	st->meta_xa_pool = md_pool.n * node;
 	pthread_mutex_unlock(&md_pool.lock);

@@ -6,3 +6,5 @@ memdesc_add_test(NAME test_memdesc_diff SOURCES test_memdesc_diff.c LIBS memdesc
                  LABELS memdesc TIMEOUT 300)
 memdesc_add_test(NAME test_memdesc_fail SOURCES test_memdesc_fail.c LIBS memdesc_core
                  LABELS memdesc TIMEOUT 300)
+memdesc_add_test(NAME test_memdesc_stress SOURCES test_memdesc_stress.c LIBS memdesc_core
+                 LABELS memdesc TIMEOUT 300)
