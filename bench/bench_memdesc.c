@@ -178,12 +178,37 @@ MDB_REGISTER(bm_pfn_to_memdesc, .name = "memdesc/pfn_to_memdesc_random", .nargs 
 
 static struct folio bench_desc;
 
+/*
+ * arg 0: single-page folios kept live around the loop. With none, the page cycled is
+ * alone in its page-map leaf, so every pair creates and frees (after a grace period)
+ * an XArray node: the worst case. With some, as in a process that has memory in use,
+ * the leaf stays.
+ */
+static struct folio **bench_live(size_t n)
+{
+	struct folio **live = calloc(n + 1, sizeof(*live));
+
+	for (size_t i = 0; i < n; i++)
+		live[i] = folio_alloc(0);
+	return live;
+}
+
+static void bench_unlive(struct folio **live, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		folio_put(live[i]);
+	free(live);
+}
+
 static void bm_pages_pair(mdb_state *st)
 {
 	memdesc_t md = memdesc_mk(&bench_desc, MEMDESC_FOLIO);
+	size_t nlive = (size_t)mdb_arg(st, 0);
+	struct folio **live;
 	unsigned long pfn;
 
 	memdesc_init();
+	live = bench_live(nlive);
 	while (mdb_keep_running(st)) {
 		if (pages_alloc(md, 1, 1, &pfn)) {
 			mdb_skip_with_error(st, "pages_alloc failed");
@@ -192,19 +217,26 @@ static void bm_pages_pair(mdb_state *st)
 		pages_free(pfn, 1);
 	}
 	mdb_set_items_processed(st, mdb_iterations(st));
+	bench_unlive(live, nlive);
 }
-MDB_REGISTER(bm_pages_pair, .name = "memdesc/pages_alloc_free_1page");
+MDB_REGISTER(bm_pages_pair, .name = "memdesc/pages_alloc_free_1page", .nargs = 1, .nsets = 2,
+	     .args = (const int64_t[]){ 0, 1000 }, .arg_names = (const char *const[]){ "live" });
 
 static void bm_folio_pair(mdb_state *st)
 {
+	size_t nlive = (size_t)mdb_arg(st, 0);
+	struct folio **live = bench_live(nlive);
+
 	while (mdb_keep_running(st)) {
 		struct folio *f = folio_alloc(0);
 
 		folio_put(f);
 	}
 	mdb_set_items_processed(st, mdb_iterations(st));
+	bench_unlive(live, nlive);
 }
-MDB_REGISTER(bm_folio_pair, .name = "memdesc/folio_alloc_put_order0");
+MDB_REGISTER(bm_folio_pair, .name = "memdesc/folio_alloc_put_order0", .nargs = 1, .nsets = 2,
+	     .args = (const int64_t[]){ 0, 1000 }, .arg_names = (const char *const[]){ "live" });
 
 static struct kmem_cache *bench_cache;
 
