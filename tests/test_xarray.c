@@ -8,7 +8,9 @@
 #include "xarray_impl.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define CHUNK ((unsigned long)XA_CHUNK_SIZE)
 
@@ -809,6 +811,52 @@ START_TEST(test_memory)
 }
 END_TEST
 
+/* A hook that checks it is never called with the array's lock held. */
+static struct xarray *probe_xa;
+static long probe_calls, probe_violations;
+
+static void *probe_alloc(void *priv)
+{
+	(void)priv;
+	probe_calls++;
+	if (pthread_mutex_trylock(&probe_xa->xa_lock) != 0)
+		probe_violations++;
+	else
+		pthread_mutex_unlock(&probe_xa->xa_lock);
+	return aligned_alloc(XA_NODE_ALIGN, (xa_node_size() + XA_NODE_ALIGN - 1) &
+				   ~(size_t)(XA_NODE_ALIGN - 1));
+}
+
+static void probe_free(void *priv, void *node)
+{
+	(void)priv;
+	free(node);
+}
+
+START_TEST(test_hook_unlocked)
+{
+	static const struct xa_node_ops ops = { probe_alloc, probe_free, NULL };
+	struct xarray xa;
+
+	xa_init_ops(&xa, &ops);
+	probe_xa = &xa;
+	probe_calls = probe_violations = 0;
+	xa_store(&xa, 1, ptr(1));
+	xa_store(&xa, ULONG_MAX, ptr(2));
+	ck_assert_int_eq(xa_insert(&xa, 1UL << 33, ptr(3)), 0);
+	ck_assert_ptr_null(xa_cmpxchg(&xa, 1UL << 45, NULL, ptr(4)));
+	xa_store_range(&xa, 5, 1UL << 40, ptr(5));
+	xa_store_order(&xa, 1UL << 50, 20, ptr(6));
+	ck_assert_int_eq(xa_split(&xa, 1UL << 50, 3), 0);
+	ck_assert_int_eq(xa_reserve(&xa, 100), 0);
+	ck_assert_int_gt(probe_calls, 100);
+	ck_assert_int_eq(probe_violations, 0);
+	check_valid(&xa);
+	xa_destroy(&xa);
+	xat_rcu_barrier();
+}
+END_TEST
+
 static Suite *xarray_suite(void)
 {
 	Suite *s = suite_create(XA_CHUNK_SHIFT == 6 ? "xarray" : "xarray_small");
@@ -831,6 +879,7 @@ static Suite *xarray_suite(void)
 	tcase_add_test(tc, test_split);
 	tcase_add_test(tc, test_hook_failure);
 	tcase_add_test(tc, test_reserve);
+	tcase_add_test(tc, test_hook_unlocked);
 	tcase_add_test(tc, test_memory);
 	suite_add_tcase(s, tc);
 	return s;
