@@ -409,31 +409,46 @@ static void md_stat_line(struct md_buf *b, int fd, const char *name, size_t v, b
 	md__buf_flush(b, fd);
 }
 
-void md_malloc_stats_print(int fd)
+static void md_collect(struct md_malloc_stats *ms, const struct memdesc_stats *st)
 {
-	struct memdesc_stats st;
-	struct md_buf b = { .n = 0 };
-	size_t small = 0, small_slab = 0, depot = 0;
-
-	if (md__enter())
-		return;
-	memdesc_stats(&st);
+	memset(ms, 0, sizeof(*ms));
 	for (unsigned int i = 0; i < MD_NR_CLASSES; i++) {
 		struct kmem_cache_stats cs;
 
 		kmem_cache_stats(md__class_cache[i], &cs);
-		small += cs.objs_slab_inuse * cs.obj_size;
-		small_slab += cs.slabs * cs.slab_pages;
-		depot += cs.objs_depot * cs.obj_size;
+		ms->small_in_use += cs.objs_slab_inuse * cs.obj_size;
+		ms->small_slab_bytes += (cs.slabs * cs.slab_pages) << MEMDESC_PAGE_SHIFT;
+		ms->small_in_depot += cs.objs_depot * cs.obj_size;
 	}
+	ms->large_in_use = st->pages_folio << MEMDESC_PAGE_SHIFT;
+}
+
+void md_malloc_stats(struct md_malloc_stats *ms)
+{
+	struct memdesc_stats st;
+
+	memset(ms, 0, sizeof(*ms));
+	if (md__enter())
+		return;
+	memdesc_stats(&st);
+	md_collect(ms, &st);
+	md__leave();
+}
+
+void md_malloc_stats_print(int fd)
+{
+	struct memdesc_stats st;
+	struct md_malloc_stats ms;
+	struct md_buf b = { .n = 0 };
+
+	if (md__enter())
+		return;
+	memdesc_stats(&st);
+	md_collect(&ms, &st);
 	md__buf_str(&b, "memdesc: malloc statistics\n");
-	md_stat_line(&b, fd, "small_in_use", small, true,
-		     "size-class blocks allocated from slabs (incl. magazines)");
-	md_stat_line(&b, fd, "small_in_depot", depot, true, "of which in depot magazines");
-	md_stat_line(&b, fd, "small_slab_bytes", small_slab << MEMDESC_PAGE_SHIFT, true,
-		     "pages of size-class slabs");
-	md_stat_line(&b, fd, "large_in_use", st.pages_folio << MEMDESC_PAGE_SHIFT, true,
-		     "pages of large blocks (folios)");
+#define MD_MSTAT_PRINT(name, doc) md_stat_line(&b, fd, #name, ms.name, true, doc);
+	MD_MALLOC_STATS(MD_MSTAT_PRINT)
+#undef MD_MSTAT_PRINT
 #define MD_STAT_PRINT(name, doc)                                                        \
 	md_stat_line(&b, fd, #name, st.name,                                             \
 		     strncmp(#name, "bytes_", 6) == 0 || strncmp(#name, "meta_", 5) == 0, doc);

@@ -105,6 +105,28 @@ MD_API void md_free_aligned_sized(void *ptr, size_t align, size_t size);
  */
 MD_API int md_malloc_trim(size_t pad);
 
+/*
+ * The malloc layer's own counters, declared once (X-macro): the struct, the collection
+ * and the printer are generated from this list. Bytes.
+ */
+#define MD_MALLOC_STATS(X)                                                             \
+	X(small_in_use,     "size-class blocks allocated from slabs (incl. magazines)") \
+	X(small_in_depot,   "of which in depot magazines")                             \
+	X(small_slab_bytes, "pages of size-class slabs")                               \
+	X(large_in_use,     "pages of large blocks (folios)")
+
+struct md_malloc_stats {
+#define MD_MALLOC_STATS_FIELD(name, doc) size_t name;
+	MD_MALLOC_STATS(MD_MALLOC_STATS_FIELD)
+#undef MD_MALLOC_STATS_FIELD
+};
+
+/**
+ * md_malloc_stats() - fill @st. Context: takes each class cache's locks briefly (a
+ * snapshot, not atomic across classes).
+ */
+MD_API void md_malloc_stats(struct md_malloc_stats *st);
+
 /**
  * md_malloc_stats_print() - write the statistics (memory in use and resident, pages
  * by memdesc type, metadata bytes by kind, per-size-class counts) to file descriptor

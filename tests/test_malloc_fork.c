@@ -1,0 +1,221 @@
+/*
+ * test_malloc_fork: fork() from a multi-threaded parent whose threads allocate and
+ * free without pause. The child (whose stderr is the parent's) must not hang on a lock
+ * a vanished thread held: it allocates and frees, frees and reallocs blocks the parent
+ * allocated (their contents checked), starts a thread that allocates, and forks again.
+ * A child that hangs is killed after a timeout and fails the test. Afterwards the
+ * parent's memory goes back to its starting size.
+ */
+#include "mdt.h"
+#include "md_malloc.h"
+#include "memdesc.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <urcu-bp.h>
+
+#define NTHREADS 4
+#define NBLOCKS 256
+
+static atomic_int stop;
+
+/* Blocks the parent owns across forks: size, pattern. */
+static unsigned char *blk[NBLOCKS];
+static size_t blk_size[NBLOCKS];
+
+static size_t pick_size(struct mdt_rng *r)
+{
+	switch (mdt_rng_below(r, 8)) {
+	case 0:
+		return 32768 + mdt_rng_below(r, 300000);
+	case 1:
+		return mdt_rng_below(r, 32768);
+	default:
+		return mdt_rng_below(r, 512);
+	}
+}
+
+static void *churn(void *arg)
+{
+	struct mdt_rng r;
+	void *slot[64] = { 0 };
+
+	mdt_rng_init(&r, (uint64_t)(uintptr_t)arg);
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		unsigned i = (unsigned)mdt_rng_below(&r, 64);
+
+		if (slot[i]) {
+			md_free(slot[i]);
+			slot[i] = NULL;
+		} else {
+			slot[i] = md_malloc(pick_size(&r));
+			if (slot[i])
+				memset(slot[i], (int)i, 16);
+		}
+	}
+	for (int i = 0; i < 64; i++)
+		md_free(slot[i]);
+	return NULL;
+}
+
+static void *child_thread(void *arg)
+{
+	void *p[100];
+
+	(void)arg;
+	for (int i = 0; i < 100; i++)
+		p[i] = md_malloc((size_t)i * 100 + 1);
+	for (int i = 0; i < 100; i++)
+		md_free(p[i]);
+	return NULL;
+}
+
+static int check_block(int i)
+{
+	for (size_t k = 0; k < blk_size[i]; k += 97)
+		if (blk[i][k] != (unsigned char)(i + k))
+			return 0;
+	return 1;
+}
+
+/* The child's work; exit code 0 on success. */
+static int child_main(int depth)
+{
+	void *mine[200];
+	pthread_t t;
+
+	for (int i = 0; i < 200; i++) {
+		mine[i] = md_malloc((size_t)i * 37 + (i % 7 == 0 ? 100000 : 0));
+		if (!mine[i])
+			return 10;
+		memset(mine[i], 0x33, 16);
+	}
+	for (int i = 0; i < NBLOCKS; i++) {
+		if (!check_block(i))
+			return 11;
+		if (i % 3 == 0) {
+			blk[i] = md_realloc(blk[i], blk_size[i] * 2 + 10);
+			if (!blk[i] || !check_block(i))
+				return 12;
+		}
+		md_free(blk[i]);
+	}
+	if (pthread_create(&t, NULL, child_thread, NULL) || pthread_join(t, NULL))
+		return 13;
+	for (int i = 0; i < 200; i++)
+		md_free(mine[i]);
+	if (depth == 0) {
+		/* Fork again, from the child (the thread it started has exited). */
+		pid_t pid = fork();
+		int status;
+
+		if (pid == 0)
+			_exit(md_malloc(100) ? 0 : 14);
+		if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			return 15;
+	}
+	return 0;
+}
+
+/* Wait for @pid at most @secs seconds; kill it and return -1 if it hangs. */
+static int wait_child(pid_t pid, int secs)
+{
+	int status;
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+	for (int i = 0; i < secs * 200; i++) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+/*
+ * Memory in use after a trim: the bytes of size-class slabs and large blocks (must come
+ * back exactly), and *@meta, all pages mapped to slabs (memdesc's own caches included:
+ * must not grow with the number of threads).
+ */
+static size_t pages_in_use(size_t *meta)
+{
+	struct md_malloc_stats ms;
+	struct memdesc_stats st;
+
+	md_malloc_trim(0);
+	urcu_bp_barrier();
+	md_malloc_trim(0);
+	md_malloc_stats(&ms);
+	memdesc_stats(&st);
+	if (getenv("MDT_VERBOSE"))
+		md_malloc_stats_print(2);
+	*meta = st.pages_slab;
+	return (ms.small_slab_bytes + ms.large_in_use) >> 12;
+}
+
+START_TEST(test_fork_threads)
+{
+	pthread_t th[NTHREADS];
+	struct mdt_rng r;
+	size_t forks = mdt_scaled(60), start, end, meta0, meta1;
+
+	mdt_rng_init(&r, mdt_seed(42));
+	start = pages_in_use(&meta0);
+	for (long i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, churn, (void *)(i + 1)), 0);
+	for (size_t f = 0; f < forks; f++) {
+		pid_t pid;
+		int rc;
+
+		for (int i = 0; i < NBLOCKS; i++) {
+			blk_size[i] = pick_size(&r) + 1;
+			blk[i] = md_malloc(blk_size[i]);
+			ck_assert_ptr_nonnull(blk[i]);
+			for (size_t k = 0; k < blk_size[i]; k += 97)
+				blk[i][k] = (unsigned char)(i + k);
+		}
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0)
+			_exit(child_main(0));
+		rc = wait_child(pid, 30);
+		ck_assert_msg(rc == 0, "fork %zu: child %s (%d)", f,
+			      rc < 0 ? "hung (killed)" : "failed", rc);
+		for (int i = 0; i < NBLOCKS; i++) {
+			ck_assert(check_block(i));
+			md_free(blk[i]);
+		}
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+	end = pages_in_use(&meta1);
+	ck_assert_msg(end == start, "malloc pages in use: %zu at start, %zu at the end", start,
+		      end);
+	ck_assert_msg(meta1 <= meta0 + 256, "slab pages: %zu at start, %zu at the end", meta0,
+		      meta1);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("malloc_fork");
+	TCase *tc = tcase_create("fork");
+
+	tcase_set_timeout(tc, 110);
+	tcase_add_test(tc, test_fork_threads);
+	suite_add_tcase(s, tc);
+	return mdt_run(s);
+}

@@ -1,0 +1,161 @@
+/*
+ * test_malloc_stress: threads allocating, reallocating and freeing at random, with
+ * cross-thread frees: a thread hands a block to a shared exchange slot and frees the
+ * block it takes out (allocated by another thread, its pattern checked first). The
+ * end state is checked: contents intact, memory back, invariants (memdesc_verify).
+ */
+#include "mdt.h"
+#include "md_malloc.h"
+#include "memdesc.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <urcu-bp.h>
+
+#define NTHREADS 8
+#define LOCAL 256
+#define SHARED 64
+
+/* A block starts with its size and owner tag, then a pattern derived from them. */
+struct hdr {
+	size_t size;
+	uint64_t tag;
+};
+
+static _Atomic(unsigned char *) shared[SHARED];
+static uint64_t seed0;
+
+static unsigned char *make(struct mdt_rng *r)
+{
+	size_t n = sizeof(struct hdr) + (mdt_rng_below(r, 10) == 0 ? mdt_rng_below(r, 200000)
+								   : mdt_rng_below(r, 2000));
+	unsigned char *p = md_malloc(n);
+	struct hdr h = { n, mdt_rng_next(r) };
+
+	if (!p)
+		return NULL;
+	memcpy(p, &h, sizeof(h));
+	for (size_t i = sizeof(h); i < n; i += 13)
+		p[i] = (unsigned char)(h.tag + i);
+	return p;
+}
+
+static int intact(const unsigned char *p)
+{
+	struct hdr h;
+
+	memcpy(&h, p, sizeof(h));
+	if (md_malloc_usable_size((void *)p) < h.size)
+		return 0;
+	for (size_t i = sizeof(h); i < h.size; i += 13)
+		if (p[i] != (unsigned char)(h.tag + i))
+			return 0;
+	return 1;
+}
+
+static void *worker(void *arg)
+{
+	struct mdt_rng r;
+	unsigned char *mine[LOCAL] = { 0 };
+	size_t ops = mdt_scaled(150000);
+	uintptr_t bad = 0;
+
+	mdt_rng_init(&r, seed0 + (uintptr_t)arg);
+	for (size_t op = 0; op < ops && !bad; op++) {
+		unsigned i = (unsigned)mdt_rng_below(&r, LOCAL);
+		unsigned k = (unsigned)mdt_rng_below(&r, 8);
+
+		if (!mine[i]) {
+			mine[i] = make(&r);
+			if (!mine[i])
+				bad = 1;
+		} else if (k < 3) {
+			if (!intact(mine[i]))
+				bad = 2;
+			md_free(mine[i]);
+			mine[i] = NULL;
+		} else if (k < 4) {
+			/* Grow or shrink, keeping the header and pattern up to the old size. */
+			struct hdr h;
+			size_t n = sizeof(h) + mdt_rng_below(&r, 70000);
+			unsigned char *q;
+
+			memcpy(&h, mine[i], sizeof(h));
+			if (!intact(mine[i]))
+				bad = 3;
+			q = md_realloc(mine[i], n);
+			if (!q) {
+				bad = 4;
+				break;
+			}
+			h.size = n < h.size ? n : h.size;
+			memcpy(q, &h, sizeof(h));
+			mine[i] = q;
+			if (!intact(q))
+				bad = 5;
+		} else {
+			/* Cross-thread: swap through a shared slot, free what comes out. */
+			unsigned char *got = atomic_exchange(&shared[mdt_rng_below(&r, SHARED)],
+							     mine[i]);
+
+			mine[i] = NULL;
+			if (got) {
+				if (!intact(got))
+					bad = 6;
+				md_free(got);
+			}
+		}
+	}
+	for (unsigned i = 0; i < LOCAL; i++) {
+		if (mine[i] && !intact(mine[i]))
+			bad = 7;
+		md_free(mine[i]);
+	}
+	return (void *)bad;
+}
+
+START_TEST(test_stress)
+{
+	pthread_t th[NTHREADS];
+	struct md_malloc_stats ms;
+
+	seed0 = mdt_seed(7);
+	for (uintptr_t i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, worker, (void *)i), 0);
+	for (int i = 0; i < NTHREADS; i++) {
+		void *ret;
+
+		ck_assert_int_eq(pthread_join(th[i], &ret), 0);
+		ck_assert_msg(ret == NULL, "thread %d: failure %p", i, ret);
+	}
+	for (int i = 0; i < SHARED; i++) {
+		unsigned char *p = atomic_exchange(&shared[i], NULL);
+
+		if (p) {
+			ck_assert(intact(p));
+			md_free(p);
+		}
+	}
+	md_malloc_trim(0);
+	urcu_bp_barrier();
+	md_malloc_trim(0);
+	md_malloc_stats(&ms);
+	ck_assert_uint_eq(ms.small_in_use, 0);
+	ck_assert_uint_eq(ms.large_in_use, 0);
+	ck_assert_uint_eq(ms.small_slab_bytes, 0);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("malloc_stress");
+	TCase *tc = tcase_create("threads");
+
+	tcase_set_timeout(tc, 110);
+	tcase_add_test(tc, test_stress);
+	suite_add_tcase(s, tc);
+	return mdt_run(s);
+}

@@ -1,0 +1,142 @@
+/*
+ * test_malloc_threads: thread churn. 10,000 short-lived threads (scaled), at most 16
+ * at a time, each allocating blocks of every kind, freeing half and leaving the other
+ * half for a later thread to free (cross-thread frees of blocks whose owner is gone).
+ * Thread exit must hand each thread's magazines and page cache back: after the
+ * threads and a trim, the pages in use are back to their starting count. Runs with no
+ * thread ever registered anywhere.
+ */
+#include "mdt.h"
+#include "md_malloc.h"
+#include "memdesc.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu-bp.h>
+
+#define PER_THREAD 64
+#define WAVE 16
+
+static _Atomic(unsigned char *) mailbox[WAVE][PER_THREAD / 2];
+
+static void *worker(void *arg)
+{
+	uintptr_t id = (uintptr_t)arg;
+	unsigned slot = (unsigned)(id % WAVE);
+	unsigned char *p[PER_THREAD];
+
+	for (unsigned i = 0; i < PER_THREAD; i++) {
+		size_t n = (i % 16 == 0) ? 40000 + i * 1000 : (i * 131 + id) % 3000;
+
+		p[i] = md_malloc(n);
+		if (!p[i])
+			return (void *)1;
+		memset(p[i], (int)(id & 0xff), n < 64 ? n : 64);
+		p[i][0] = (unsigned char)id;
+	}
+	for (unsigned i = 0; i < PER_THREAD / 2; i++)
+		md_free(p[i]);
+	/* The other half goes to the mailbox; whatever a previous thread left is freed. */
+	for (unsigned i = 0; i < PER_THREAD / 2; i++) {
+		unsigned char *old = atomic_exchange(&mailbox[slot][i], p[PER_THREAD / 2 + i]);
+
+		md_free(old);
+	}
+	return NULL;
+}
+
+/*
+ * Memory in use after a trim: the bytes of size-class slabs and large blocks (must come
+ * back exactly), and *@meta, all pages mapped to slabs (memdesc's own caches included:
+ * must not grow with the number of threads).
+ */
+static size_t pages_in_use(size_t *meta)
+{
+	struct md_malloc_stats ms;
+	struct memdesc_stats st;
+
+	md_malloc_trim(0);
+	urcu_bp_barrier();
+	md_malloc_trim(0);
+	md_malloc_stats(&ms);
+	memdesc_stats(&st);
+	if (getenv("MDT_VERBOSE"))
+		md_malloc_stats_print(2);
+	*meta = st.pages_slab;
+	return (ms.small_slab_bytes + ms.large_in_use) >> 12;
+}
+
+START_TEST(test_thread_churn)
+{
+	size_t n = mdt_scaled(10000), start, end, meta0, meta1, mmid, mid;
+	pthread_t th[WAVE];
+
+	start = pages_in_use(&meta0);
+	mid = start;
+	mmid = meta0;
+	for (size_t done = 0; done < n; done += WAVE) {
+		for (size_t i = 0; i < WAVE; i++)
+			ck_assert_int_eq(pthread_create(&th[i], NULL, worker,
+							(void *)(uintptr_t)(done + i)), 0);
+		for (size_t i = 0; i < WAVE; i++) {
+			void *ret;
+
+			ck_assert_int_eq(pthread_join(th[i], &ret), 0);
+			ck_assert_ptr_null(ret);
+		}
+		if (done / WAVE == n / WAVE / 2)
+			mid = pages_in_use(&mmid);
+	}
+	for (unsigned s = 0; s < WAVE; s++)
+		for (unsigned i = 0; i < PER_THREAD / 2; i++)
+			md_free(atomic_exchange(&mailbox[s][i], NULL));
+	end = pages_in_use(&meta1);
+	ck_assert_msg(end == start, "malloc pages in use: %zu at start, %zu after %zu threads",
+		      start, end, n);
+	/* Metadata does not grow with the number of threads that came and went. */
+	ck_assert_msg(meta1 <= mmid + 64 && meta1 <= meta0 + 256,
+		      "slab pages: %zu at start, %zu halfway, %zu at the end", meta0, mmid, meta1);
+	(void)mid;
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+/* Threads that exit while holding nothing but magazines, again and again. */
+static void *tiny(void *arg)
+{
+	void *p = md_malloc((size_t)(uintptr_t)arg);
+
+	md_free(p);
+	return NULL;
+}
+
+START_TEST(test_exit_returns_magazines)
+{
+	size_t meta0, meta1, start = pages_in_use(&meta0), end;
+
+	for (size_t i = 0; i < mdt_scaled(2000); i++) {
+		pthread_t t;
+
+		ck_assert_int_eq(pthread_create(&t, NULL, tiny, (void *)(uintptr_t)(i % 3000)), 0);
+		ck_assert_int_eq(pthread_join(t, NULL), 0);
+	}
+	end = pages_in_use(&meta1);
+	ck_assert_msg(end == start, "malloc pages: %zu -> %zu", start, end);
+	ck_assert_msg(meta1 <= meta0 + 64, "slab pages: %zu -> %zu", meta0, meta1);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("malloc_threads");
+	TCase *tc = tcase_create("churn");
+
+	tcase_set_timeout(tc, 110);
+	tcase_add_test(tc, test_thread_churn);
+	tcase_add_test(tc, test_exit_returns_magazines);
+	suite_add_tcase(s, tc);
+	return mdt_run(s);
+}
