@@ -14,8 +14,8 @@
  *       the node pool with nodes carved from a static area (md_boot_nodes).
  *    c. slab: set up the static caches (their struct kmem_cache lives in the boot
  *       area): struct slab (self-describing), the magazine caches, the per-thread
- *       magazine tables, struct folio, XArray nodes, split records. Setting up
- *       allocates nothing; memory comes on first use.
+ *       magazine tables, struct kmem_cache, struct folio, XArray nodes, split records,
+ *       page blocks. Setting up allocates nothing; memory comes on first use.
  *    d. the thread-exit key (pthread_key_create allocates nothing for the first keys).
  *    Nothing here calls malloc or stdio: the malloc built on top of us calls
  *    memdesc_init() before any constructor has run.
@@ -24,7 +24,8 @@
  *    - A slab of the struct-slab cache is described by its own first object: growing
  *      that cache needs pages and a page-map store, never another struct slab.
  *    - Growing any other cache needs one struct slab (the cache above: terminates) and
- *      one page-map store.
+ *      one page-map store. Slabs are at least 16 KiB, so growth never asks for a single
+ *      page and never needs a page block (whose descriptor comes from a cache).
  *    - A page-map store takes nodes from md_pool (pages.c). Refilling the pool grows the
  *      node cache (two stores: the node slab, maybe a struct-slab slab); during a
  *      refill, the refilling thread's stores are served from the pool only (its low

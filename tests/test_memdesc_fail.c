@@ -40,6 +40,14 @@ const char *__tsan_default_suppressions(void)
 	} while (0)
 
 #define NF 48
+
+/* Loop bounds: the full range in the plain build, at least @min in sanitizer builds. */
+static unsigned long span(unsigned long full, unsigned long min)
+{
+	unsigned long n = (unsigned long)mdt_scaled(full);
+
+	return n < min ? min : n;
+}
 #define NO 3000
 
 static struct kmem_cache *cmag, *cnomag;
@@ -166,7 +174,7 @@ START_TEST(test_chunk_map_failures)
 
 	setup_caches();
 	check_clean();
-	for (unsigned long n = 1; n <= 40; n++) {
+	for (unsigned long n = 1; n <= span(40, 8); n++) {
 		struct memdesc_stats a, b;
 
 		memdesc_stats(&a);
@@ -184,7 +192,7 @@ START_TEST(test_chunk_map_failures)
 	}
 	REQ(refused > 0);
 	/* With the OS refusing several times in a row, allocations fail cleanly. */
-	for (unsigned long n = 1; n <= 10; n++) {
+	for (unsigned long n = 1; n <= span(10, 4); n++) {
 		md__test_fail_chunk_maps(n, 3);
 		failures += workload(n + 1000);
 		md__test_fail_chunk_maps(0, 0);
@@ -202,7 +210,7 @@ START_TEST(test_tag_refill_failures)
 
 	setup_caches();
 	check_clean();
-	for (unsigned long n = 1; n <= 40; n++) {
+	for (unsigned long n = 1; n <= span(40, 8); n++) {
 		vmem_fail_tag_refill_after(n);
 		failures += workload(n);
 		vmem_fail_tag_refill_after(0);
@@ -220,7 +228,7 @@ START_TEST(test_node_hook_failures)
 
 	setup_caches();
 	check_clean();
-	for (unsigned long n = 1; n <= 60; n++) {
+	for (unsigned long n = 1; n <= span(60, 12); n++) {
 		md__test_node_pool_empty(true);
 		md__test_fail_node_alloc_after(n);
 		failures += workload(n);
