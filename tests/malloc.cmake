@@ -24,3 +24,19 @@ endif()
 malloc_test(test_malloc_threads)
 malloc_test(test_malloc_diff)
 malloc_test(test_malloc_stress)
+
+# Real programs under LD_PRELOAD (tests/preload/run.sh): python3, a multi-threaded C
+# program, gcc, sort. Not in sanitizer builds: an ASan/TSan runtime in the test process
+# conflicts with preloading another malloc (and the programs are not instrumented).
+if(NOT MEMDESC_SANITIZE)
+  add_executable(mt_alloc preload/mt_alloc.c)
+  target_link_libraries(mt_alloc PRIVATE Threads::Threads)
+  foreach(case python mt gcc sort)
+    add_test(NAME test_malloc_preload_${case}
+             COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/preload/run.sh
+                     $<TARGET_FILE:memdesc_override> ${case} ${PROJECT_SOURCE_DIR}
+                     $<TARGET_FILE:mt_alloc>)
+    set_tests_properties(test_malloc_preload_${case} PROPERTIES TIMEOUT 120
+                         LABELS "malloc;preload")
+  endforeach()
+endif()
