@@ -649,6 +649,11 @@ void kmem_cache_reap(struct kmem_cache *c)
 	after = c->c_nr[KMEM_LIST_EMPTY];
 	pthread_mutex_unlock(&c->c_lock);
 	kmem_slab_reap(c, false, after > before ? after - before : 0);
+#ifdef MEMDESC_DEBUG
+	/* Safe under concurrency: the walk holds the cache's locks. */
+	if (kmem_cache_verify(c))
+		md__panic("kmem_cache_reap: cache %s fails verification", c->c_name);
+#endif
 }
 
 void kmem_reap_all(void)

@@ -697,6 +697,13 @@ static inline unsigned int md_ilog2(size_t n)
 	return (unsigned int)(63 - __builtin_clzl(n));
 }
 
+static memdesc_t md_entry(unsigned long pfn)
+{
+	void *e = xa_load(&md_pagemap, pfn);
+
+	return xa_is_value(e) ? (memdesc_t)xa_to_value(e) : 0;
+}
+
 static void *md_store(unsigned long pfn, size_t npages, void *entry)
 {
 	if (md_is_pow2(npages) && (pfn & (npages - 1)) == 0)
@@ -706,7 +713,14 @@ static void *md_store(unsigned long pfn, size_t npages, void *entry)
 
 int pages__publish(unsigned long pfn, size_t npages, memdesc_t md)
 {
-	void *old = md_store(pfn, npages, xa_mk_value(md));
+	void *old;
+
+#ifdef MEMDESC_DEBUG
+	/* The frames came from the arena: nothing may map them yet. */
+	if (md_entry(pfn) || md_entry(pfn + npages - 1))
+		md__panic("pages__publish: pfn %lu npages %zu is already mapped", pfn, npages);
+#endif
+	old = md_store(pfn, npages, xa_mk_value(md));
 
 	if (xa_is_err(old)) {
 		/* A range store may have stored part of its entries: take them out. */
@@ -745,12 +759,6 @@ memdesc_t pfn_to_memdesc(unsigned long pfn)
 	return xa_is_value(e) ? (memdesc_t)xa_to_value(e) : 0;
 }
 
-static memdesc_t md_entry(unsigned long pfn)
-{
-	void *e = xa_load(&md_pagemap, pfn);
-
-	return xa_is_value(e) ? (memdesc_t)xa_to_value(e) : 0;
-}
 
 bool pages__is_allocation(unsigned long pfn, size_t npages, memdesc_t md)
 {

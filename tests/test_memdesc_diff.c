@@ -140,11 +140,13 @@ static size_t rand_pages(struct mdt_rng *r)
 {
 	uint64_t x = mdt_rng_below(r, 100);
 
-	if (x < 65)
+	uint64_t y = mdt_rng_below(r, 2);
+
+	if (x < 70)
 		return 1;
-	if (x < 90)
+	if (x < 92)
 		return 2 + mdt_rng_below(r, 7);
-	if (x < 99)
+	if (x < 99 || (x == 99 && y))
 		return 9 + mdt_rng_below(r, 56);
 	return 65 + mdt_rng_below(r, 448);
 }
