@@ -74,6 +74,9 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/memdescConfigVersio
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/memdescConfig.cmake
   ${CMAKE_CURRENT_BINARY_DIR}/memdescConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/memdesc)
+# memdesc.pc is relocatable: its prefix is found from where the file is (${pcfiledir}),
+# so cmake --install --prefix anywhere works.
+file(RELATIVE_PATH MD_PC_TO_PREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
 configure_file(${CMAKE_CURRENT_SOURCE_DIR}/cmake/memdesc.pc.in
   ${CMAKE_CURRENT_BINARY_DIR}/memdesc.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/memdesc.pc

@@ -40,3 +40,13 @@ if(NOT MEMDESC_SANITIZE)
                          LABELS "malloc;preload")
   endforeach()
 endif()
+
+# cmake --install into a temporary prefix, then a program built against the installed
+# copy with pkg-config and with find_package (tests/preload/install.sh). Not in
+# sanitizer builds (an uninstrumented consumer cannot load an instrumented library).
+if(NOT MEMDESC_SANITIZE)
+  add_test(NAME test_malloc_install
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/preload/install.sh ${PROJECT_BINARY_DIR}
+                   ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_malloc_install PROPERTIES TIMEOUT 120 LABELS "malloc;install")
+endif()
