@@ -8,8 +8,10 @@
  * 4 KiB, a few up to 256 KiB), replaces one at random per operation (malloc, write,
  * free; one in 16 is a realloc), and every 64 operations hands a block to the next
  * thread through a locked mailbox, which frees it: cross-thread frees, as in servers
- * that pass requests between worker threads. At the end it prints a checksum of what it
- * read back, so that a broken allocator shows as a different line, not only as a time.
+ * that pass requests between worker threads. Every block carries a tag in its first
+ * two bytes that its reader checks (after realloc too, and in the thread that frees a
+ * handed block); the program prints the number of bad tags, so that a broken allocator
+ * shows as a different line, not only as a time.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -30,7 +32,7 @@ struct worker {
 	pthread_t thread;
 	int id;
 	long ops;
-	uint64_t sum;
+	unsigned long errors;
 	struct mailbox *in, *out;
 };
 
@@ -49,7 +51,19 @@ static size_t draw(uint64_t r)
 	return 8 + (size_t)(r >> 8) % 4089;
 }
 
-/* Take what other threads handed over and free it. */
+/* The tag of a block: byte 1 is byte 0 xor 0x5a. */
+static void tag(unsigned char *p, uint64_t r)
+{
+	p[0] = (unsigned char)r;
+	p[1] = (unsigned char)(r ^ 0x5a);
+}
+
+static int tag_ok(const unsigned char *p)
+{
+	return p[1] == (unsigned char)(p[0] ^ 0x5a);
+}
+
+/* Take what other threads handed over, check it and free it. */
 static void drain(struct worker *w)
 {
 	void *got[MAILBOX];
@@ -61,7 +75,7 @@ static void drain(struct worker *w)
 	w->in->n = 0;
 	pthread_mutex_unlock(&w->in->lock);
 	for (size_t i = 0; i < n; i++) {
-		w->sum += *(unsigned char *)got[i];
+		w->errors += !tag_ok(got[i]);
 		free(got[i]);
 	}
 }
@@ -84,12 +98,13 @@ static void *work(void *arg)
 
 			if (p == NULL)
 				abort();
+			w->errors += !tag_ok(p);
 			p[size - 1] = (unsigned char)r;
 			*b = p;
 			continue;
 		}
 		if (*b != NULL) {
-			w->sum += (*b)[0];
+			w->errors += !tag_ok(*b);
 			if (op % 64 == 0) {
 				pthread_mutex_lock(&w->out->lock);
 				if (w->out->n < MAILBOX) {
@@ -104,6 +119,7 @@ static void *work(void *arg)
 		if (*b == NULL)
 			abort();
 		memset(*b, (int)(r & 0xff), size < 64 ? size : 64);
+		tag(*b, r >> 3);
 		if (op % 256 == 0)
 			drain(w);
 	}
@@ -119,7 +135,7 @@ int main(int argc, char **argv)
 	long ops = argc > 2 ? atol(argv[2]) : 2000000;
 	struct worker *w;
 	struct mailbox *mb;
-	uint64_t sum = 0;
+	unsigned long errors = 0;
 
 	if (nthreads < 1 || ops < 1) {
 		fprintf(stderr, "usage: memdesc-mtwork [THREADS [OPS_PER_THREAD]]\n");
@@ -139,15 +155,16 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < nthreads; i++) {
 		pthread_join(w[i].thread, NULL);
-		sum += w[i].sum;
+		errors += w[i].errors;
 	}
 	for (int i = 0; i < nthreads; i++) {
-		for (size_t k = 0; k < mb[i].n; k++)
+		for (size_t k = 0; k < mb[i].n; k++) {
+			errors += !tag_ok(mb[i].slot[k]);
 			free(mb[i].slot[k]);
+		}
 		pthread_mutex_destroy(&mb[i].lock);
 	}
-	printf("mtwork: %d threads, %ld ops each, checksum %llu\n", nthreads, ops,
-	       (unsigned long long)(sum & 0xff));
+	printf("mtwork: %d threads, %ld ops each, %lu bad tags\n", nthreads, ops, errors);
 	free(mb);
 	free(w);
 	return 0;

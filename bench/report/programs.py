@@ -1,0 +1,165 @@
+"""Whole-program benchmarks: real programs timed under each allocator by LD_PRELOAD.
+
+Each workload runs under memdesc (this build's libmemdesc-malloc.so), glibc (nothing
+preloaded), jemalloc (libjemalloc.so.2) and mimalloc (libmimalloc.so.2), several times,
+the allocators interleaved run by run so that a change in the machine's load hits them
+alike. For every run: wall time and peak resident memory (ru_maxrss from wait4, which
+covers the process and the children it waited for: gcc's cc1, as and ld). The first
+line of a program's output is kept: every allocator must produce the same one.
+
+Workloads (sizes per mode in SIZES):
+    python3  bench/programs/pywork.py: dictionaries, sorting, JSON, bytes
+    gcc      gcc -O2 building one program from N generated C files (driver, cc1, as, ld)
+    sort     sort(1) of generated lines (LC_ALL=C)
+    mtwork   memdesc-mtwork: threads that allocate, realloc, hand blocks to each other
+"""
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROGRAMS = os.path.join(os.path.dirname(HERE), "programs")
+
+# mode -> (runs per allocator, pywork rounds and entries, gcc files, sort lines,
+#          mtwork threads and operations per thread)
+SIZES = {
+    "full": (5, (4, 60000), 24, 1000000, 4, 1000000),
+    "quick": (3, (1, 60000), 6, 200000, 2, 200000),
+    "smoke": (1, (1, 5000), 1, 20000, 2, 20000),
+}
+
+ALLOCATORS = ("memdesc", "glibc", "jemalloc", "mimalloc")
+
+
+def _gen_c_file(path, k):
+    """A C file with enough functions, switches and structs to keep cc1 busy."""
+    rnd = random.Random(k)
+    lines = ["#include <stddef.h>", "#include <string.h>", ""]
+    lines.append("struct rec%d { int a[%d]; double d; const char *s; };" % (k, 4 + k % 5))
+    for f in range(40):
+        lines.append("int f%d_%d(int x, struct rec%d *r)" % (k, f, k))
+        lines.append("{")
+        lines.append("\tint acc = x;")
+        lines.append("\tfor (int i = 0; i < %d; i++) {" % rnd.randint(3, 50))
+        lines.append("\t\tswitch ((acc + i) %% %d) {" % 12)
+        for c in range(12):
+            lines.append("\t\tcase %d: acc = acc * %d + r->a[%d] - i; break;"
+                         % (c, rnd.randint(2, 97), c % 4))
+        lines.append("\t\tdefault: acc ^= (int)strlen(r->s ? r->s : \"\");")
+        lines.append("\t\t}")
+        lines.append("\t\tr->d += acc * 0.5;")
+        lines.append("\t}")
+        lines.append("\treturn acc;")
+        lines.append("}")
+        lines.append("")
+    if k == 0:
+        lines.append("int main(void) { struct rec0 r = { {0}, 0, \"x\" };"
+                     " return f0_0(1, &r) & 1; }")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _gen_lines(path, n):
+    rnd = random.Random(1)
+    words = ["alpha", "beta", "gamma", "delta", "memdesc", "folio", "slab", "xarray",
+             "vmem", "magazine", "page", "radix", "tree", "node", "arena"]
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write("%s %d %s %08x\n" % (rnd.choice(words), rnd.randrange(1 << 30),
+                                          rnd.choice(words), i * 2654435761 & 0xffffffff))
+
+
+def workloads(mode, paths, tmp):
+    """(name, argv, cwd, env additions) for each workload of @mode, inputs made in @tmp."""
+    _, (rounds, entries), nfiles, nlines, threads, ops = SIZES[mode]
+    src = os.path.join(tmp, "gcc")
+    os.makedirs(src, exist_ok=True)
+    for k in range(nfiles):
+        _gen_c_file(os.path.join(src, "f%d.c" % k), k)
+    lines = os.path.join(tmp, "lines.txt")
+    _gen_lines(lines, nlines)
+    cfiles = ["f%d.c" % k for k in range(nfiles)]
+    return [
+        ("python3", [sys.executable, os.path.join(PROGRAMS, "pywork.py"), str(rounds),
+                     str(entries)],
+         tmp, {}),
+        ("gcc", ["gcc", "-O2", "-o", os.path.join(tmp, "prog")] + cfiles, src, {}),
+        ("sort", ["sort", "-o", os.path.join(tmp, "sorted.txt"), lines], tmp,
+         {"LC_ALL": "C"}),
+        ("mtwork", [paths["mtwork"], str(threads), str(ops)], tmp, {}),
+    ]
+
+
+def run_one(argv, cwd, env):
+    """Run once; return (seconds, peak RSS KiB, exit code, first output line)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
+        _, status, ru = os.wait4(p.pid, 0)
+        seconds = time.perf_counter() - t0
+        rc = os.waitstatus_to_exitcode(status)
+        p.returncode = rc  # reaped here, by wait4: Popen must not wait again
+        out.seek(0)
+        err.seek(0)
+        first = out.read().decode(errors="replace").splitlines()[:1]
+        if rc != 0:
+            sys.stderr.write("\n%s failed (%d): %s\n"
+                             % (argv[0], rc, err.read().decode(errors="replace")[-500:]))
+    return seconds, ru.ru_maxrss, rc, first[0] if first else ""
+
+
+def run(mode, paths, progress):
+    """Run every workload; return the list of per-run records (dicts)."""
+    runs = SIZES[mode][0]
+    records = []
+    with tempfile.TemporaryDirectory(prefix="mdb-programs-") as tmp:
+        wl = workloads(mode, paths, tmp)
+        total = len(wl) * runs * len(ALLOCATORS)
+        done = 0
+        for name, argv, cwd, extra in wl:
+            for r in range(runs):
+                for alloc in ALLOCATORS:
+                    lib = paths["preload"].get(alloc, "")
+                    done += 1
+                    progress("programs", done, total, "%s under %s, run %d" % (name, alloc, r + 1))
+                    if alloc != "glibc" and not lib:
+                        records.append(dict(workload=name, allocator=alloc, run=r + 1,
+                                            seconds=None, maxrss_kib=None, status="missing",
+                                            output=""))
+                        continue
+                    env = dict(os.environ, **extra)
+                    env.pop("LD_PRELOAD", None)
+                    if lib:
+                        env["LD_PRELOAD"] = lib
+                    sec, rss, rc, first = run_one(argv, cwd, env)
+                    records.append(dict(workload=name, allocator=alloc, run=r + 1,
+                                        seconds=sec if rc == 0 else None,
+                                        maxrss_kib=rss if rc == 0 else None,
+                                        status="ok" if rc == 0 else "exit %d" % rc,
+                                        output=first))
+    return records
+
+
+def summarize(records):
+    """workload -> allocator -> {time: stats, rss: stats, outputs: set}."""
+    out = {}
+    for rec in records:
+        slot = out.setdefault(rec["workload"], {}).setdefault(
+            rec["allocator"], {"t": [], "m": [], "outputs": set()})
+        if rec["seconds"] is not None:
+            slot["t"].append(rec["seconds"])
+            slot["m"].append(rec["maxrss_kib"] / 1024.0)
+            slot["outputs"].add(rec["output"])
+    return out
+
+
+def stats(values):
+    """{median, min, max, n} of @values, or None when empty."""
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
