@@ -8,7 +8,9 @@
  *
  * folio_alloc(order) asks for 2^order pages aligned to 2^order, so its page-map entry
  * is one multi-index entry; folio_alloc_pages(n) asks for any n, mapped with at most
- * 2*log2(n) entries.
+ * 2*log2(n) entries; folio_alloc_aligned(n, a) any n at a multiple of a (the malloc
+ * layer's aligned allocations). All three build the folio the same way
+ * (md_folio_new()): descriptor, frames, fields, and the page map published last.
  *
  * folio_split(f, k) allocates everything first: the 2^(order-k) - 1 new descriptors
  * (chained through their own f_pfn field while unused, so no array is needed), the
@@ -90,6 +92,26 @@ struct folio *folio_alloc_pages(size_t npages)
 		return NULL;
 	}
 	return md_folio_new(npages, 1);
+}
+
+struct folio *folio_alloc_aligned(size_t npages, size_t align_pages)
+{
+	int rc = md__init_check();
+
+	if (rc) {
+		errno = -rc;
+		return NULL;
+	}
+	if (npages == 0 || align_pages == 0 || (align_pages & (align_pages - 1)) ||
+	    align_pages > md_phys.nr_pfns) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (npages > md_phys.nr_pfns) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return md_folio_new(npages, align_pages);
 }
 
 void folio_get(struct folio *f)

@@ -166,6 +166,12 @@ struct folio *folio_alloc(unsigned int order);
  * Return: the folio, or NULL with errno EINVAL or ENOMEM.
  */
 struct folio *folio_alloc_pages(size_t npages);
+/**
+ * folio_alloc_aligned() - @npages pages (any number > 0) whose first pfn is a multiple
+ * of @align_pages (a power of two), refcount 1 (aligned_alloc and friends above a page).
+ * Return: the folio, or NULL with errno EINVAL (bad argument) or ENOMEM.
+ */
+struct folio *folio_alloc_aligned(size_t npages, size_t align_pages);
 void folio_get(struct folio *f);
 /** folio_put() - drop a reference; at zero the pages and the descriptor are freed. */
 void folio_put(struct folio *f);

@@ -241,6 +241,37 @@ START_TEST(test_folio_any_size)
 }
 END_TEST
 
+START_TEST(test_folio_aligned)
+{
+	static const size_t sizes[] = { 1, 3, 10, 64, 100 };
+	static const size_t aligns[] = { 1, 4, 256, 512 };
+
+	for (int s = 0; s < 5; s++) {
+		for (int a = 0; a < 4; a++) {
+			struct folio *f = folio_alloc_aligned(sizes[s], aligns[a]);
+
+			ck_assert_ptr_nonnull(f);
+			ck_assert_uint_eq(folio_pfn(f) % aligns[a], 0);
+			ck_assert_uint_eq(folio_nr_pages(f), sizes[s]);
+			check_mapped(folio_pfn(f), sizes[s], memdesc_mk(f, MEMDESC_FOLIO));
+			memset(folio_address(f), 3, sizes[s] * MEMDESC_PAGE_SIZE);
+			ck_assert_int_eq(memdesc_verify(), 0);
+			folio_put(f);
+		}
+	}
+	errno = 0;
+	ck_assert_ptr_null(folio_alloc_aligned(0, 1));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(folio_alloc_aligned(1, 3));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(folio_alloc_aligned(1, 0));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
 START_TEST(test_folio_put_zero)
 {
 	struct folio *f = folio_alloc(1);
@@ -434,6 +465,7 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_pages_bad_free);
 	tcase_add_test(tc, test_folio_orders);
 	tcase_add_test(tc, test_folio_any_size);
+	tcase_add_test(tc, test_folio_aligned);
 	tcase_add_test(tc, test_folio_put_zero);
 	tcase_add_test(tc, test_folio_split);
 	tcase_add_test(tc, test_pcache_and_purge);
