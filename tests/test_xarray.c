@@ -552,7 +552,7 @@ START_TEST(test_iteration_order)
 
 	mdt_rng_init(&rng, 42);
 	xa_init(&xa);
-	for (unsigned int i = 0; i < 3000; i++) {
+	for (unsigned long i = 0, ops = mdt_scaled(3000) < 300 ? 300 : mdt_scaled(3000); i < ops; i++) {
 		unsigned long index = mdt_rng_next(&rng) >> (mdt_rng_below(&rng, 64));
 
 		if (!xa_load(&xa, index))
@@ -780,17 +780,19 @@ START_TEST(test_memory)
 	struct xarray xa;
 	struct mdt_rng rng;
 
+	unsigned long n = mdt_scaled(20000) < 1000 ? 1000 : mdt_scaled(20000);
+
 	xat_hook_init(&hook);
 	xa_init_ops(&xa, &hook.ops);
 	mdt_rng_init(&rng, 7);
-	for (unsigned long i = 0; i < 20000; i++)
+	for (unsigned long i = 0; i < n; i++)
 		xa_store(&xa, i * 13, ptr(i));
 	xa_store_range(&xa, 1UL << 50, (1UL << 50) + 100000, ptr(1));
 	xa_store_order(&xa, ULONG_MAX, 20, ptr(2));
 	ck_assert_int_eq(xa_split(&xa, ULONG_MAX, 6), 0);
 	check_valid(&xa);
-	ck_assert_uint_gt(xa_nr_nodes(&xa), 20000 * 13 / CHUNK / 2);
-	for (unsigned long i = 0; i < 20000; i++)
+	ck_assert_uint_gt(xa_nr_nodes(&xa), n * 13 / CHUNK / 2);
+	for (unsigned long i = 0; i < n; i++)
 		XCHECK(xa_erase(&xa, i * 13) == ptr(i));
 	xa_store_range(&xa, 1UL << 50, (1UL << 50) + 100000, NULL);
 	xa_store_range(&xa, ULONG_MAX - (1UL << 20) + 1, ULONG_MAX, NULL);
@@ -801,7 +803,7 @@ START_TEST(test_memory)
 	/* Only the reserve is left. */
 	ck_assert_int_eq(xat_hook_allocs(&hook) - xat_hook_frees(&hook), xa.xa_nr_reserve);
 	/* And destroy frees the tree and the reserve. */
-	for (unsigned long i = 0; i < 5000; i++)
+	for (unsigned long i = 0; i < n / 4; i++)
 		xa_store(&xa, mdt_rng_next(&rng), ptr(i));
 	xa_destroy(&xa);
 	ck_assert(xa_empty(&xa));
