@@ -395,7 +395,9 @@ unsigned int xa_store_max_nodes(unsigned int order)
 
 /**
  * xa_nr_nodes() - nodes in the tree now (not counting the reserve).
+ * @xa: the array.
  * Context: any; a racy snapshot while writers run.
+ * Return: the number of nodes reachable from the root.
  */
 unsigned long xa_nr_nodes(const struct xarray *xa)
 {
@@ -404,7 +406,9 @@ unsigned long xa_nr_nodes(const struct xarray *xa)
 
 /**
  * xa_empty() - whether the array holds no entry.
+ * @xa: the array.
  * Context: any; a racy snapshot while writers run.
+ * Return: true if no index has an entry.
  */
 bool xa_empty(const struct xarray *xa)
 {
