@@ -252,6 +252,12 @@ def fmt(v):
     return "%.3g" % v
 
 
+def fmt_ratio(x):
+    if x is None:
+        return "n/a"
+    return "%.2f" % x if x >= 0.1 else "%.2g" % x
+
+
 def ratio(a, b):
     if a is None or b is None or b["median"] == 0:
         return None
@@ -270,7 +276,7 @@ def table_lines(t, markdown):
         line += [fmt(v.get(c) and v[c]["median"]) for c in t["extra"]]
         for p in peers:
             x = ratio(v.get(cols[0]), v.get(p))
-            line.append("n/a" if x is None else "%.2f" % x)
+            line.append(fmt_ratio(x))
         body.append(line)
     if markdown:
         out = ["| " + " | ".join(head) + " |",

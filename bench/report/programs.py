@@ -27,7 +27,7 @@ PROGRAMS = os.path.join(os.path.dirname(HERE), "programs")
 # mode -> (runs per allocator, pywork rounds and entries, gcc files, sort lines,
 #          mtwork threads and operations per thread)
 SIZES = {
-    "full": (5, (4, 60000), 24, 1000000, 4, 1000000),
+    "full": (5, (4, 60000), 12, 1000000, 4, 1000000),
     "quick": (3, (1, 60000), 6, 200000, 2, 200000),
     "smoke": (1, (1, 5000), 1, 20000, 2, 20000),
 }
