@@ -40,9 +40,15 @@
  *    malloc_usable_size need no record of the alignment.
  *
  * 4. free: finding the owner
- *    free(p) takes p to its pfn and asks pfn_to_memdesc(): a slab (kmem_obj_info gives
- *    the cache and the object start; the cache must be one of our classes) or a folio
- *    (the folio's first page must be p). Anything else is a bad free.
+ *    free(p) takes p to its pfn and asks pfn_to_memdesc() once: a slab (the cache must
+ *    be one of our classes; the object index comes from the slab's first pfn and the
+ *    cache's reciprocal of the stride, as kmem_obj_info computes it, and must be exact
+ *    and allocated in the slab's bitmap) or a folio (the folio's first page must be p).
+ *    Anything else is a bad free. The validated object goes straight to the magazine
+ *    layer (kmem__mag_free): kmem_cache_free() would validate it again with a second
+ *    walk of the page map. This reads struct slab and struct kmem_cache
+ *    (alloc/slab_impl.h): the malloc layer is the slab allocator's one client on the
+ *    hot path, and the walk is the cost that matters (DESIGN.md, "Hot paths").
  *
  * 5. Bad frees: what is detected, and what is not
  *    Reported (one line on stderr with the function, the address and the error,
@@ -77,6 +83,7 @@
 #include "folio_large.h"
 #include "memdesc.h"
 #include "slab.h"
+#include "slab_impl.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -215,10 +222,17 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 	md = pfn_to_memdesc(pfn);
 	blk->p = p;
 	if (likely(memdesc_type(md) == MEMDESC_SLAB)) {
-		struct kmem_obj_info info;
-		struct kmem_cache *c = slab_cache(memdesc_slab(md));
-		size_t size = kmem_cache_size(c);
+		/*
+		 * One page-map walk: the object's index comes from the slab descriptor and
+		 * the cache's reciprocal (as kmem_obj_info does), and the validated object
+		 * goes to the magazine layer directly (kmem_cache_free would walk again).
+		 */
+		const struct slab *s = memdesc_slab(md);
+		struct kmem_cache *c = s->s_cache;
+		size_t size = c->c_size, off;
 		unsigned int cls;
+		uint32_t i;
+		const uint64_t *bm;
 
 		if (unlikely(size > MD_SMALL_MAX ||
 			     md__class_cache[cls = md_class_of(size)] != c)) {
@@ -226,15 +240,19 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 			       "memdesc", NULL, 0);
 			return -1;
 		}
-		if (unlikely(kmem_obj_info(p, &info) != 0)) {
-			md_bad(fn, p, "invalid pointer: inside a slab but in no block", NULL, 0);
+		off = (size_t)((char *)p - (char *)pfn_to_virt(s->s_pfn));
+		i = (uint32_t)(((unsigned __int128)c->c_recip * off) >> 64);
+		if (unlikely((size_t)i * c->c_stride != off || i >= c->c_nobj)) {
+			if (i >= c->c_nobj)
+				md_bad(fn, p, "invalid pointer: inside a slab but in no block",
+				       NULL, 0);
+			else
+				md_bad(fn, p, "interior pointer: inside a block", "block of ",
+				       size);
 			return -1;
 		}
-		if (unlikely(info.obj != p)) {
-			md_bad(fn, p, "interior pointer: inside a block", "block of ", size);
-			return -1;
-		}
-		if (unlikely(!info.allocated ||
+		bm = (const uint64_t *)((char *)pfn_to_virt(s->s_pfn) + c->c_bitmap_off);
+		if (unlikely(!((__atomic_load_n(&bm[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1) ||
 			     (freeing && ((uint64_t *)p)[1] == (md_dfkey ^ (uintptr_t)p)))) {
 			md_bad(fn, p, "double free", "block of ", size);
 			return -1;
@@ -275,7 +293,10 @@ static void md_release(struct md_block *blk)
 		if (unlikely(md__opt.junk))
 			memset(w, 0x5a, blk->usable);
 		w[1] = md_dfkey ^ (uintptr_t)w;
-		kmem_cache_free(blk->cache, w);
+		if (likely(blk->cache->c_id >= 0))
+			kmem__mag_free(blk->cache, w);	/* validated by md_lookup() */
+		else
+			kmem_cache_free(blk->cache, w);
 	} else {
 		folio_put(blk->folio);
 	}
