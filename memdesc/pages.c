@@ -579,8 +579,9 @@ static void md_block_give(const unsigned long *pfn, unsigned int n)
 		xa_erase(&md_blockmap, bp >> MD_BLOCK_SHIFT);
 		atomic_fetch_sub(&md_block_free_pages, (long)MD_BLOCK_PAGES);
 		atomic_fetch_sub(&md_nr_blocks, 1);
-		md_dirty_put(&bp, (const size_t[]){ MD_BLOCK_PAGES }, 1);
+		/* The descriptor first, the frames last (see pages__release()). */
 		kmem_cache_free(md_pblock_cache, dead[k]);
+		md_dirty_put(&bp, (const size_t[]){ MD_BLOCK_PAGES }, 1);
 	}
 }
 
@@ -599,8 +600,8 @@ static void md_block_drop_spare(void)
 		xa_erase(&md_blockmap, bp >> MD_BLOCK_SHIFT);
 		atomic_fetch_sub(&md_block_free_pages, (long)MD_BLOCK_PAGES);
 		atomic_fetch_sub(&md_nr_blocks, 1);
-		md_dirty_put(&bp, (const size_t[]){ MD_BLOCK_PAGES }, 1);
 		kmem_cache_free(md_pblock_cache, b);
+		md_dirty_put(&bp, (const size_t[]){ MD_BLOCK_PAGES }, 1);
 	}
 }
 
@@ -856,9 +857,15 @@ void pages__release(unsigned long pfn, size_t npages)
 	if (left)
 		return;
 	atomic_fetch_sub(&md_split_held, (long)sp->sp_npages);
-	xa_store_order(&md_splitmap, sp->sp_pfn, md_ilog2(sp->sp_npages), NULL);
-	pages__put_range(sp->sp_pfn, sp->sp_npages);
+	pfn = sp->sp_pfn;
+	npages = sp->sp_npages;
+	xa_store_order(&md_splitmap, pfn, md_ilog2(npages), NULL);
+	/*
+	 * Metadata first, frames last (as in folio_put()): freeing the record may need a
+	 * magazine, whose slab must not be carved from the frames just freed.
+	 */
 	kmem_cache_free(md_split_cache, sp);
+	pages__put_range(pfn, npages);
 }
 
 /* ---- the API ------------------------------------------------------------------ */
