@@ -116,12 +116,22 @@ struct folio *folio_alloc_aligned(size_t npages, size_t align_pages)
 
 void folio_get(struct folio *f)
 {
+	if (unlikely(!f)) {
+		md__report("folio_get: NULL folio");
+		return;
+	}
 	__atomic_fetch_add(&f->f_refcount, 1, __ATOMIC_RELAXED);
 }
 
 void folio_put(struct folio *f)
 {
-	long ref = __atomic_load_n(&f->f_refcount, __ATOMIC_RELAXED);
+	long ref;
+
+	if (unlikely(!f)) {
+		md__report("folio_put: NULL folio");
+		return;
+	}
+	ref = __atomic_load_n(&f->f_refcount, __ATOMIC_RELAXED);
 
 	do {
 		if (ref <= 0) {
@@ -181,11 +191,14 @@ long folio_ref_count(const struct folio *f)
 
 int folio_split(struct folio *f, unsigned int new_order)
 {
-	unsigned int order = f->f_order;
+	unsigned int order;
 	size_t nr, piece;
 	struct folio *chain = NULL, *g;
 	int tracked, rc;
 
+	if (!f)
+		return -EINVAL;
+	order = f->f_order;
 	if (order == FOLIO_ORDER_NONE || new_order >= order)
 		return -EINVAL;
 	if (folio_ref_count(f) != 1)

@@ -281,6 +281,9 @@ START_TEST(test_folio_put_zero)
 	folio_put(f);
 	memdesc_stats(&a);
 	folio_put(f);		/* reported: refcount 0 */
+	folio_put(NULL);	/* reported */
+	folio_get(NULL);	/* reported */
+	ck_assert_int_eq(folio_split(NULL, 0), -EINVAL);
 	memdesc_stats(&b);
 	ck_assert_uint_eq(a.pages_folio, b.pages_folio);
 	ck_assert_uint_eq(a.nr_folios, b.nr_folios);
