@@ -421,6 +421,7 @@ static void md_collect(struct md_malloc_stats *ms, const struct memdesc_stats *s
 		ms->small_in_depot += cs.objs_depot * cs.obj_size;
 	}
 	ms->large_in_use = st->pages_folio << MEMDESC_PAGE_SHIFT;
+	ms->large_cached = md__large_cached_bytes();
 }
 
 void md_malloc_stats(struct md_malloc_stats *ms)

@@ -86,6 +86,7 @@
 #include "slab_impl.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -271,7 +272,8 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 			       folio_nr_pages(f) << MD_PAGE_SHIFT_);
 			return -1;
 		}
-		if (unlikely(folio_ref_count(f) <= 0)) {
+		if (unlikely(folio_ref_count(f) <= 0 ||
+			     (freeing && ((uint64_t *)p)[1] == (md_dfkey ^ (uintptr_t)p)))) {
 			md_bad(fn, p, "double free", "large block of ",
 			       folio_nr_pages(f) << MD_PAGE_SHIFT_);
 			return -1;
@@ -283,6 +285,149 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 	}
 	md_bad(fn, p, "double free or invalid pointer: no block here", NULL, 0);
 	return -1;
+}
+
+/* ---- the cache of freed large blocks ------------------------------------------- */
+
+/*
+ * Freed large blocks of up to MD_LC_MAX_PAGES are kept, resident, in buckets of page
+ * counts (8 per doubling, the classes' spacing in pages) and handed out again: the
+ * page allocator reuses a freed range only for exactly the same page count, so random
+ * large sizes would otherwise take fresh (purged, page-faulting) pages every time. A
+ * request for n pages looks at up to MD_LC_SCAN blocks of n's bucket for one of >= n
+ * pages, then takes any block of the next bucket (>= n pages by construction), so a
+ * reused block is at most 25% too big. The cache holds at most max(MD_LC_MIN_BYTES,
+ * a quarter of the large bytes in use); beyond that a free goes to the page allocator.
+ * A cached block keeps its folio; its first word links the bucket's list and its
+ * second holds the double-free key, so free() of a cached block is a double free.
+ * One lock per bucket (cross-thread frees of different sizes do not meet); emptied by
+ * md_malloc_trim().
+ */
+#define MD_LC_MIN_PAGES 9			/* smallest large block: 32 KiB + 1 */
+#define MD_LC_MAX_PAGES 8192			/* largest cached: 32 MiB */
+#define MD_LC_BUCKETS 80			/* buckets of 9..8192 pages */
+#define MD_LC_SCAN 8
+#define MD_LC_MIN_BYTES ((size_t)16 << 20)
+
+struct md_lc_bucket {
+	pthread_mutex_t lock;
+	void *head;				/* LIFO: hot blocks first */
+	size_t n;
+} __attribute__((aligned(64)));
+
+static struct md_lc_bucket md_lc[MD_LC_BUCKETS] = {
+	[0 ... MD_LC_BUCKETS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+};
+static atomic_size_t md_lc_pages;		/* pages in the cache */
+static atomic_size_t md_large_pages;		/* pages of large blocks handed out */
+
+/* Bucket of @np pages, 9 <= np <= MD_LC_MAX_PAGES: the class formula on pages. */
+static inline unsigned int md_lc_bucket(size_t np)
+{
+	size_t x = np - 1;
+	unsigned int k = 63u - (unsigned int)__builtin_clzl(x);
+
+	return 8u * (k - 3u) + (unsigned int)(x >> (k - 3)) - 8u;
+}
+
+static inline struct folio *md_lc_folio(void *p)
+{
+	return memdesc_folio(pfn_to_memdesc(virt_to_pfn(p)));
+}
+
+static void *md_lc_take_from(unsigned int b, size_t np, bool any)
+{
+	struct md_lc_bucket *bk = &md_lc[b];
+	void **link, *p = NULL;
+	unsigned int scanned = 0;
+
+	if (!__atomic_load_n(&bk->n, __ATOMIC_RELAXED))
+		return NULL;
+	pthread_mutex_lock(&bk->lock);
+	for (link = &bk->head; *link && scanned < MD_LC_SCAN; scanned++) {
+		void *cand = *link;
+
+		if (any || folio_nr_pages(md_lc_folio(cand)) >= np) {
+			*link = *(void **)cand;
+			bk->n--;
+			p = cand;
+			break;
+		}
+		link = (void **)cand;
+	}
+	pthread_mutex_unlock(&bk->lock);
+	return p;
+}
+
+/* A cached block of at least @np pages, or NULL. */
+static void *md_lc_take(size_t np)
+{
+	unsigned int b;
+	void *p;
+
+	if (np < MD_LC_MIN_PAGES || np > MD_LC_MAX_PAGES ||
+	    !atomic_load_explicit(&md_lc_pages, memory_order_relaxed))
+		return NULL;
+	b = md_lc_bucket(np);
+	p = md_lc_take_from(b, np, false);
+	if (!p && b + 1 < MD_LC_BUCKETS)
+		p = md_lc_take_from(b + 1, np, true);
+	if (p)
+		atomic_fetch_sub_explicit(&md_lc_pages, folio_nr_pages(md_lc_folio(p)),
+					  memory_order_relaxed);
+	return p;
+}
+
+/* Keep a freed large block; false if it does not fit (the caller frees it). */
+static bool md_lc_put(void *p, size_t np)
+{
+	struct md_lc_bucket *bk;
+	size_t cap = atomic_load_explicit(&md_large_pages, memory_order_relaxed) / 4;
+
+	if (cap < (MD_LC_MIN_BYTES >> MD_PAGE_SHIFT_))
+		cap = MD_LC_MIN_BYTES >> MD_PAGE_SHIFT_;
+	if (np < MD_LC_MIN_PAGES || np > MD_LC_MAX_PAGES ||
+	    atomic_load_explicit(&md_lc_pages, memory_order_relaxed) + np > cap)
+		return false;
+	atomic_fetch_add_explicit(&md_lc_pages, np, memory_order_relaxed);
+	((uint64_t *)p)[1] = md_dfkey ^ (uintptr_t)p;
+	bk = &md_lc[md_lc_bucket(np)];
+	pthread_mutex_lock(&bk->lock);
+	*(void **)p = bk->head;
+	bk->head = p;
+	bk->n++;
+	pthread_mutex_unlock(&bk->lock);
+	return true;
+}
+
+/* Give every cached block back to the page allocator. */
+static void md_lc_drain(void)
+{
+	for (unsigned int b = 0; b < MD_LC_BUCKETS; b++) {
+		void *p;
+
+		pthread_mutex_lock(&md_lc[b].lock);
+		p = md_lc[b].head;
+		md_lc[b].head = NULL;
+		md_lc[b].n = 0;
+		pthread_mutex_unlock(&md_lc[b].lock);
+		while (p) {
+			void *next = *(void **)p;
+			struct folio *f = md_lc_folio(p);
+
+			atomic_fetch_sub_explicit(&md_lc_pages, folio_nr_pages(f),
+						  memory_order_relaxed);
+			atomic_fetch_sub_explicit(&md_large_pages, folio_nr_pages(f),
+						  memory_order_relaxed);
+			folio_put(f);
+			p = next;
+		}
+	}
+}
+
+size_t md__large_cached_bytes(void)
+{
+	return atomic_load_explicit(&md_lc_pages, memory_order_relaxed) << MD_PAGE_SHIFT_;
 }
 
 static void md_release(struct md_block *blk)
@@ -298,7 +443,14 @@ static void md_release(struct md_block *blk)
 		else
 			kmem_cache_free(blk->cache, w);
 	} else {
-		folio_put(blk->folio);
+		size_t np = folio_nr_pages(blk->folio);
+
+		if (unlikely(md__opt.junk))
+			memset(blk->p, 0x5a, np << MD_PAGE_SHIFT_);
+		if (!md_lc_put(blk->p, np)) {
+			atomic_fetch_sub_explicit(&md_large_pages, np, memory_order_relaxed);
+			folio_put(blk->folio);
+		}
 	}
 }
 
@@ -330,11 +482,29 @@ static void *md_alloc_pages(size_t size, size_t align_pages)
 	np = (size + MD_PAGE - 1) >> MD_PAGE_SHIFT_;
 	if (np == 0)
 		np = 1;
+	if (align_pages <= 1) {
+		uint64_t *p = md_lc_take(np);
+
+		if (p) {
+			p[1] = 0;
+			if (unlikely(md__opt.junk))
+				memset(p, 0xa5, np << MD_PAGE_SHIFT_);
+			return p;
+		}
+	}
 	f = align_pages > 1 ? folio_alloc_aligned(np, align_pages) : folio_alloc_pages(np);
 	if (!f) {
-		errno = ENOMEM;
-		return NULL;
+		/* Cached blocks may be what the page allocator lacks. */
+		md_lc_drain();
+		f = align_pages > 1 ? folio_alloc_aligned(np, align_pages)
+				    : folio_alloc_pages(np);
+		if (!f) {
+			errno = ENOMEM;
+			return NULL;
+		}
 	}
+	atomic_fetch_add_explicit(&md_large_pages, np, memory_order_relaxed);
+	((uint64_t *)folio_address(f))[1] = 0;
 	if (unlikely(md__opt.junk))
 		memset(folio_address(f), 0xa5, np << MD_PAGE_SHIFT_);
 	return folio_address(f);
@@ -598,6 +768,7 @@ int md_malloc_trim(size_t pad)
 	(void)pad;
 	if (md__enter())
 		return 0;
+	md_lc_drain();
 	kmem_thread_flush();
 	memdesc_thread_drain();
 	kmem_reap_all();

@@ -113,7 +113,8 @@ MD_API int md_malloc_trim(size_t pad);
 	X(small_in_use,     "size-class blocks allocated from slabs (incl. magazines)") \
 	X(small_in_depot,   "of which in depot magazines")                             \
 	X(small_slab_bytes, "pages of size-class slabs")                               \
-	X(large_in_use,     "pages of large blocks (folios)")
+	X(large_in_use,     "pages of large blocks (folios), cached ones included")   \
+	X(large_cached,     "of which freed blocks kept for reuse")
 
 struct md_malloc_stats {
 #define MD_MALLOC_STATS_FIELD(name, doc) size_t name;

@@ -102,6 +102,8 @@ static inline void md__leave(void)
 #define MD_NR_CLASSES 72
 extern struct kmem_cache *md__class_cache[MD_NR_CLASSES];
 extern const uint32_t md__class_size[MD_NR_CLASSES];
+/* Bytes of freed large blocks kept for reuse. */
+size_t md__large_cached_bytes(void);
 /* Create the class caches and the double-free key. 0 / -ENOMEM. */
 int md__classes_init(void);
 
