@@ -80,6 +80,8 @@ int md__phys_init(void);
 void md__test_fail_chunk_maps(unsigned long after, unsigned long count);
 /* Frames from the page arena (no page map). 0 / -ENOMEM. */
 int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp);
+/* Frames [pfn, pfn + npages) if all free in the page arena. 0 / -ENOMEM. */
+int md__arena_take(unsigned long pfn, size_t npages);
 /* Give frames back to the page arena. Never allocates. */
 void md__arena_free(unsigned long pfn, size_t npages);
 /* Tell the OS it may drop the contents of these frames (they stay mapped). */

@@ -29,7 +29,8 @@
  *      once, and when full, half of it goes back to the blocks in one locked step.
  *      Drained at thread exit and by memdesc_thread_drain().
  *    - The dirty list: freed ranges stay mapped and resident for reuse by an allocation
- *      of the same size and alignment (LIFO, hot first). When it holds more than
+ *      of the same size and alignment (LIFO, hot first), or failing that carved from
+ *      the smallest larger one (the rest goes back on the list). When it holds more than
  *      max(8 MiB, 1/4 of the memory allocated from the page arena) or MD_DIRTY_SLOTS
  *      ranges, the oldest are purged until it is below half of that: sorted by pfn,
  *      adjacent ranges merged, returned with MADV_DONTNEED, and freed to the page arena.
@@ -365,28 +366,65 @@ static void md_dirty_put(const unsigned long *pfn, const size_t *npages, size_t 
 	}
 }
 
-/* A dirty range of exactly @npages at a multiple of @align, newest first. */
+/*
+ * Carve @npages from the front of dirty range @r (taken off the list): give @r back to
+ * the arena and take exactly its first @npages again, and the rest, which goes back on
+ * the list. Between the two steps another thread may take part of @r: then the carve
+ * fails (the caller allocates as usual) and what is left of @r stays free in the
+ * arena unpurged, to be reused or released with its chunk.
+ */
+static bool md_dirty_carve(struct md_range r, size_t npages, unsigned long *pfnp)
+{
+	size_t rest = r.n - npages;
+	unsigned long tail;
+
+	md__arena_free(r.pfn, r.n);
+	if (md__arena_take(r.pfn, npages))
+		return false;
+	*pfnp = r.pfn;
+	tail = r.pfn + npages;
+	if (md__arena_take(tail, rest) == 0)
+		md_dirty_put(&tail, &rest, 1);
+	return true;
+}
+
+/*
+ * Reuse a dirty range: one of exactly @npages at a multiple of @align (newest first),
+ * else the smallest larger one that starts at such a multiple, carved.
+ */
 static bool md_dirty_take(size_t npages, size_t align, unsigned long *pfnp)
 {
-	bool found = false;
+	size_t best = SIZE_MAX;
+	struct md_range r;
 
 	if (!atomic_load_explicit(&md_dirty_pages, memory_order_relaxed))
 		return false;
 	pthread_mutex_lock(&md_dirty.lock);
 	for (size_t i = md_dirty.n, scanned = 0; i-- > 0 && scanned < MD_DIRTY_SCAN; scanned++) {
-		if (md_dirty.r[i].n == npages && (md_dirty.r[i].pfn & (align - 1)) == 0) {
-			*pfnp = md_dirty.r[i].pfn;
-			md_dirty.pages -= npages;
-			md_dirty.n--;
-			memmove(&md_dirty.r[i], &md_dirty.r[i + 1],
-				(md_dirty.n - i) * sizeof(md_dirty.r[0]));
-			found = true;
-			atomic_fetch_sub(&md_dirty_pages, (long)npages);
+		if ((md_dirty.r[i].pfn & (align - 1)) != 0 || md_dirty.r[i].n < npages)
+			continue;
+		if (md_dirty.r[i].n == npages) {
+			best = i;
 			break;
 		}
+		if (best == SIZE_MAX || md_dirty.r[i].n < md_dirty.r[best].n)
+			best = i;
 	}
+	if (best == SIZE_MAX) {
+		pthread_mutex_unlock(&md_dirty.lock);
+		return false;
+	}
+	r = md_dirty.r[best];
+	md_dirty.pages -= r.n;
+	md_dirty.n--;
+	memmove(&md_dirty.r[best], &md_dirty.r[best + 1], (md_dirty.n - best) * sizeof(r));
+	atomic_fetch_sub(&md_dirty_pages, (long)r.n);
 	pthread_mutex_unlock(&md_dirty.lock);
-	return found;
+	if (r.n == npages) {
+		*pfnp = r.pfn;
+		return true;
+	}
+	return md_dirty_carve(r, npages, pfnp);
 }
 
 void pages__dirty_flush(void)

@@ -281,6 +281,21 @@ int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp)
 	return 0;
 }
 
+int md__arena_take(unsigned long pfn, size_t npages)
+{
+	uintptr_t got;
+
+	/* An exact window: vmem does not import for a constrained allocation. */
+	if (vmem_xalloc(md_phys.page_arena, npages, 0, 0, 0, pfn, pfn + npages, VMEM_INSTANTFIT,
+			&got))
+		return -ENOMEM;
+	if (got != pfn)
+		md__panic("md__arena_take: asked for pfn %lu, vmem gave %lu", pfn,
+			  (unsigned long)got);
+	atomic_fetch_add(&md_phys.arena_pages, npages);
+	return 0;
+}
+
 void md__arena_free(unsigned long pfn, size_t npages)
 {
 	if (vmem_free_checked(md_phys.page_arena, pfn, npages) != 0)
