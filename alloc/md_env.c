@@ -455,7 +455,15 @@ void md_malloc_stats_print(int fd)
 		     strncmp(#name, "bytes_", 6) == 0 || strncmp(#name, "meta_", 5) == 0, doc);
 	MEMDESC_STATS(MD_STAT_PRINT)
 #undef MD_STAT_PRINT
-	md__buf_str(&b, "  class      slabs  pages/slab   in use    in depot\n");
+	md__buf_str(&b, "  class");
+	md__buf_pad(&b, 11);
+	md__buf_str(&b, "slabs");
+	md__buf_pad(&b, 18);
+	md__buf_str(&b, "pages/slab");
+	md__buf_pad(&b, 30);
+	md__buf_str(&b, "in use");
+	md__buf_pad(&b, 42);
+	md__buf_str(&b, "in depot\n");
 	md__buf_flush(&b, fd);
 	for (unsigned int i = 0; i < MD_NR_CLASSES; i++) {
 		struct kmem_cache_stats cs;
@@ -469,9 +477,9 @@ void md_malloc_stats_print(int fd)
 		md__buf_u(&b, cs.slabs);
 		md__buf_pad(&b, 18);
 		md__buf_u(&b, cs.slab_pages);
-		md__buf_pad(&b, 29);
+		md__buf_pad(&b, 30);
 		md__buf_u(&b, cs.objs_slab_inuse);
-		md__buf_pad(&b, 41);
+		md__buf_pad(&b, 42);
 		md__buf_u(&b, cs.objs_depot);
 		md__buf_str(&b, "\n");
 		md__buf_flush(&b, fd);

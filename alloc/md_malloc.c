@@ -28,7 +28,10 @@
  *    be freed with it (see the report of issue 5 for the vmem/memdesc hook this needs).
  *    To keep a block grown step by step from being copied at every step, a moved
  *    block gets 1/8 more pages than asked (the same 12.5% bound), so n steps copy
- *    O(log n) times. Alignments above a page ask the page allocator for aligned pages
+ *    O(log n) times. Freed large blocks up to 32 MiB are kept in a cache of page-count
+ *    buckets and reused for requests they fit within 25% (the page allocator reuses a
+ *    freed range only for exactly the same page count; see "the cache of freed large
+ *    blocks" below). Alignments above a page ask the page allocator for aligned pages
  *    (folio_alloc_aligned, memdesc/folio_large.c).
  *
  * 3. Alignment
@@ -63,8 +66,9 @@
  *      there on the second free; malloc() clears the word. A program that stores
  *      exactly key ^ address in that word of a live block would be mistaken for a
  *      double free: with a 64-bit random key, a chance of 2^-64 per free;
- *    - a double free of a large block while its pages are not yet reused (reported
- *      as "double free or invalid pointer: no block here");
+ *    - a double free of a large block while it sits in the large-block cache (the
+ *      same key, written when it is cached) or after its pages went back and before
+ *      they are reused (reported as "double free or invalid pointer: no block here");
  *    - md_free_sized() with a size above the usable size.
  *    Not detected: a double free of a large block after its pages were handed out
  *    again (the pointer then names a live block), of a small block after its object was

@@ -168,7 +168,7 @@ START_TEST(test_fork_threads)
 {
 	pthread_t th[NTHREADS];
 	struct mdt_rng r;
-	size_t forks = mdt_scaled(60), start, end, meta0, meta1;
+	size_t forks = mdt_scaled(30), start, end, meta0, meta1;
 
 	mdt_rng_init(&r, mdt_seed(42));
 	start = pages_in_use(&meta0);
