@@ -22,6 +22,7 @@ if(NOT MEMDESC_SANITIZE MATCHES "thread")
   malloc_test(test_malloc_fork)
 endif()
 malloc_test(test_malloc_threads)
+malloc_test(test_malloc_options)
 malloc_test(test_malloc_diff)
 malloc_test(test_malloc_stress)
 

@@ -1,0 +1,167 @@
+/*
+ * test_malloc_options: MEMDESC_OPTIONS, read once at the first call. Each case re-runs
+ * this program (/proc/self/exe) with the option set and a case name, so that the
+ * allocator starts with it, and checks the child's stderr and exit status: stats=1
+ * prints the statistics at exit, verbose=1 the option values, junk=1 fills blocks,
+ * abort=0 reports a bad free and goes on, limit= bounds memory, and malformed values
+ * are reported and ignored.
+ */
+#include "mdt.h"
+#include "md_malloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The child side: returns the exit code. */
+static int child(const char *what)
+{
+	if (strcmp(what, "alloc") == 0) {
+		md_free(md_malloc(100));
+		return 0;
+	}
+	if (strcmp(what, "junk") == 0) {
+		unsigned char *p = md_malloc(64);
+
+		for (int i = 16; i < 64; i++)
+			if (p[i] != 0xa5)
+				return 1;
+		md_free(p);
+		/* Freed: filled with 0x5a past the double-free key. */
+		for (int i = 16; i < 64; i++)
+			if (p[i] != 0x5a)
+				return 2;
+		return 0;
+	}
+	if (strcmp(what, "noabort") == 0) {
+		void *p = md_malloc(32);
+
+		md_free(p);
+		md_free(p);	/* reported, ignored */
+		p = md_malloc(32);
+		md_free(p);
+		return 7;
+	}
+	if (strcmp(what, "limit") == 0) {
+		void *p;
+
+		errno = 0;
+		p = md_malloc((size_t)64 << 20);
+		if (p || errno != ENOMEM)
+			return 1;
+		p = md_malloc((size_t)1 << 20);
+		if (!p)
+			return 2;
+		md_free(p);
+		return 0;
+	}
+	return 99;
+}
+
+/* Run ourselves with MEMDESC_OPTIONS=@opts in case @what; return stderr, status. */
+static int run(const char *opts, const char *what, char *err, size_t errlen)
+{
+	int pipefd[2], status;
+	size_t len = 0;
+	ssize_t r;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(pipefd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char *argv[] = { "test_malloc_options", "--child", (char *)what, NULL };
+
+		dup2(pipefd[1], STDERR_FILENO);
+		close(pipefd[0]);
+		setenv("MEMDESC_OPTIONS", opts, 1);
+		execv("/proc/self/exe", argv);
+		_exit(98);
+	}
+	close(pipefd[1]);
+	while (len + 1 < errlen && (r = read(pipefd[0], err + len, errlen - 1 - len)) > 0)
+		len += (size_t)r;
+	err[len] = '\0';
+	close(pipefd[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+static char out[16384];
+
+START_TEST(test_stats)
+{
+	int st = run("stats=1", "alloc", out, sizeof(out));
+
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_msg(strstr(out, "memdesc: malloc statistics") != NULL, "stderr: %s", out);
+	ck_assert(strstr(out, "small_in_use") && strstr(out, "pages_slab") &&
+		  strstr(out, "meta_xa_nodes") && strstr(out, "in depot"));
+	/* The size class of md_malloc(100) (112 bytes) is listed. */
+	ck_assert_msg(strstr(out, "\n  112 ") != NULL, "stderr: %s", out);
+}
+END_TEST
+
+START_TEST(test_verbose_and_bad_values)
+{
+	int st = run("verbose=1,stats=x,junk=7,abort=1,unknown=3,limit=9Q", "alloc", out,
+		     sizeof(out));
+
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_msg(strstr(out, "MEMDESC_OPTIONS: stats=x: not a number, ignored"),
+		      "stderr: %s", out);
+	ck_assert_msg(strstr(out, "MEMDESC_OPTIONS: junk=7: out of range, ignored"),
+		      "stderr: %s", out);
+	ck_assert_msg(strstr(out, "memdesc: options: stats=0 limit=0 abort=1 junk=0 verbose=1"),
+		      "stderr: %s", out);
+	/* No statistics: stats=x was ignored. */
+	ck_assert_ptr_null(strstr(out, "malloc statistics"));
+}
+END_TEST
+
+START_TEST(test_junk)
+{
+	int st = run("junk=1", "junk", out, sizeof(out));
+
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, out);
+}
+END_TEST
+
+START_TEST(test_no_abort)
+{
+	int st = run("abort=0", "noabort", out, sizeof(out));
+
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 7, "status %#x: %s", st, out);
+	ck_assert_msg(strstr(out, "memdesc: free(0x") && strstr(out, "double free"),
+		      "stderr: %s", out);
+}
+END_TEST
+
+START_TEST(test_limit)
+{
+	int st = run("limit=16M", "limit", out, sizeof(out));
+
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, out);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	Suite *s;
+	TCase *tc;
+
+	if (argc == 3 && strcmp(argv[1], "--child") == 0)
+		return child(argv[2]);
+	s = suite_create("malloc_options");
+	tc = tcase_create("options");
+	tcase_add_test(tc, test_stats);
+	tcase_add_test(tc, test_verbose_and_bad_values);
+	tcase_add_test(tc, test_junk);
+	tcase_add_test(tc, test_no_abort);
+	tcase_add_test(tc, test_limit);
+	suite_add_tcase(s, tc);
+	return mdt_run(s);
+}
