@@ -12,6 +12,11 @@ Workloads (sizes per mode in SIZES):
     gcc      gcc -O2 building one program from N generated C files (driver, cc1, as, ld)
     sort     sort(1) of generated lines (LC_ALL=C)
     mtwork   memdesc-mtwork: threads that allocate, realloc, hand blocks to each other
+and in the full mode the programs of the malloc layer's preload tests (tests/preload/),
+when they are in the tree:
+    python3-alloc_heavy  tests/preload/alloc_heavy.py (small objects, big buffers,
+                         cycles, threads)
+    mt_alloc             tests/preload/mt_alloc.c (8 threads, every malloc entry point)
 """
 import os
 import random
@@ -83,6 +88,14 @@ def workloads(mode, paths, tmp):
     lines = os.path.join(tmp, "lines.txt")
     _gen_lines(lines, nlines)
     cfiles = ["f%d.c" % k for k in range(nfiles)]
+    extra = []
+    if mode == "full":
+        heavy = os.path.join(os.path.dirname(os.path.dirname(PROGRAMS)), "tests", "preload",
+                             "alloc_heavy.py")
+        if os.path.isfile(heavy):
+            extra.append(("python3-alloc_heavy", [sys.executable, heavy], tmp, {}))
+        if paths.get("mt_alloc"):
+            extra.append(("mt_alloc", [paths["mt_alloc"]], tmp, {}))
     return [
         ("python3", [sys.executable, os.path.join(PROGRAMS, "pywork.py"), str(rounds),
                      str(entries)],
@@ -91,7 +104,7 @@ def workloads(mode, paths, tmp):
         ("sort", ["sort", "-o", os.path.join(tmp, "sorted.txt"), lines], tmp,
          {"LC_ALL": "C"}),
         ("mtwork", [paths["mtwork"], str(threads), str(ops)], tmp, {}),
-    ]
+    ] + extra
 
 
 def run_one(argv, cwd, env):
