@@ -301,7 +301,7 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
  * request for n pages looks at up to MD_LC_SCAN blocks of n's bucket for one of >= n
  * pages, then takes any block of the next bucket (>= n pages by construction), so a
  * reused block is at most 25% too big. The cache holds at most max(MD_LC_MIN_BYTES,
- * a quarter of the large bytes in use); beyond that a free goes to the page allocator.
+ * an eighth of the large bytes in use); beyond that a free goes to the page allocator.
  * A cached block keeps its folio; its first word links the bucket's list and its
  * second holds the double-free key, so free() of a cached block is a double free.
  * One lock per bucket (cross-thread frees of different sizes do not meet); emptied by
@@ -311,7 +311,7 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 #define MD_LC_MAX_PAGES 8192			/* largest cached: 32 MiB */
 #define MD_LC_BUCKETS 80			/* buckets of 9..8192 pages */
 #define MD_LC_SCAN 8
-#define MD_LC_MIN_BYTES ((size_t)16 << 20)
+#define MD_LC_MIN_BYTES ((size_t)8 << 20)
 
 struct md_lc_bucket {
 	pthread_mutex_t lock;
@@ -386,7 +386,7 @@ static void *md_lc_take(size_t np)
 static bool md_lc_put(void *p, size_t np)
 {
 	struct md_lc_bucket *bk;
-	size_t cap = atomic_load_explicit(&md_large_pages, memory_order_relaxed) / 4;
+	size_t cap = atomic_load_explicit(&md_large_pages, memory_order_relaxed) / 8;
 
 	if (cap < (MD_LC_MIN_BYTES >> MD_PAGE_SHIFT_))
 		cap = MD_LC_MIN_BYTES >> MD_PAGE_SHIFT_;
