@@ -56,7 +56,9 @@ configure_file(${CMAKE_CURRENT_SOURCE_DIR}/tools/memdesc-run.in
   ${CMAKE_CURRENT_BINARY_DIR}/install/memdesc-run @ONLY)
 set(MD_RUN_LIB "${CMAKE_CURRENT_BINARY_DIR}/libmemdesc-malloc.so")
 configure_file(${CMAKE_CURRENT_SOURCE_DIR}/tools/memdesc-run.in
-  ${CMAKE_CURRENT_BINARY_DIR}/memdesc-run @ONLY)
+  ${CMAKE_CURRENT_BINARY_DIR}/memdesc-run @ONLY
+  FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+                   WORLD_READ WORLD_EXECUTE)
 
 install(TARGETS memdesc memdesc_override EXPORT memdescTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
