@@ -475,6 +475,12 @@ static inline void *md_alloc_class(unsigned int cls)
 	return p;
 }
 
+/*
+ * Set when the last large block this thread got came from the large-block cache (its
+ * pages are resident and dirty: calloc clears them with memset, not madvise).
+ */
+static __thread bool md_last_cached __attribute__((tls_model("initial-exec")));
+
 static void *md_alloc_pages(size_t size, size_t align_pages)
 {
 	struct folio *f;
@@ -494,9 +500,11 @@ static void *md_alloc_pages(size_t size, size_t align_pages)
 			p[1] = 0;
 			if (unlikely(md__opt.junk))
 				memset(p, 0xa5, np << MD_PAGE_SHIFT_);
+			md_last_cached = true;
 			return p;
 		}
 	}
+	md_last_cached = false;
 	f = align_pages > 1 ? folio_alloc_aligned(np, align_pages) : folio_alloc_pages(np);
 	if (!f) {
 		/* Cached blocks may be what the page allocator lacks. */
@@ -591,16 +599,18 @@ void md_free_aligned_sized(void *p, size_t align, size_t size)
 
 /*
  * Zero a new block. A large block starts on a page: from MD_CALLOC_MADVISE bytes on,
- * its pages are handed back with MADV_DONTNEED instead, which zeroes them with no write
- * (the kernel maps the zero page until they are touched): a big calloc that the program
+ * when it comes from the page allocator rather than the large-block cache, its pages
+ * are handed back with MADV_DONTNEED instead, which zeroes them with no write (the
+ * kernel maps the zero page until they are touched): a big calloc that the program
  * never fully touches (Python's bytes(n)) then costs neither a memset nor page faults,
- * as with the fresh mmap of other allocators.
+ * as with the fresh mmap of other allocators. A cached block is resident and hot:
+ * memset is cheaper than the madvise and its TLB shootdown in a threaded program.
  */
 #define MD_CALLOC_MADVISE ((size_t)128 << 10)
 
 static void md_zero(void *p, size_t n)
 {
-	if (n >= MD_CALLOC_MADVISE) {
+	if (n >= MD_CALLOC_MADVISE && !md_last_cached) {
 		size_t whole = n & ~(MD_PAGE - 1);
 
 		if (madvise(p, whole, MADV_DONTNEED) == 0) {
