@@ -44,8 +44,14 @@
  *    c_lock guards the lists, the bitmaps and the counts of a cache; it is never held
  *    across a call to the page allocator, another cache, an XArray store or call_rcu.
  *    Growing drops it, allocates, retakes it. kmem_list_lock guards the list of caches.
+ *
+ * 7. Failure
+ *    A growth that gets no pages, no descriptor or no page-map entry undoes what it did
+ *    and the allocation returns NULL/ENOMEM. Each growth is the fault-injection point
+ *    FAULT_SLAB_GROW (fault/fault.h).
  */
 #include "slab_impl.h"
+#include "fault.h"
 #include "xarray.h"
 
 #include <errno.h>
@@ -287,6 +293,8 @@ static struct slab *kmem_slab_grow(struct kmem_cache *c)
 	struct slab *s = NULL;
 
 	kmem__nesting++;
+	if (FAULT_HIT(FAULT_SLAB_GROW))
+		goto out;
 	if (!c->c_self_desc) {
 		s = kmem_cache_alloc(kmem_slab_cache);
 		if (!s)

@@ -206,14 +206,6 @@ int vmem_check(vmem_t *vm);
  */
 size_t vmem_tag_bytes(void);
 
-/**
- * vmem_fail_tag_refill_after() - fault injection: the @n-th refill of an arena's
- * boundary-tag reserve from now on fails as if the OS refused memory (once); 0 disables.
- *
- * Context: any thread; lock-free.
- */
-void vmem_fail_tag_refill_after(unsigned long n);
-
 #ifdef __cplusplus
 }
 #endif

@@ -15,10 +15,11 @@
  * - Hash tables of allocated segments: mapped from the OS when an arena's embedded
  *   table is outgrown, unmapped when replaced.
  *
- * Fault injection: vmem_fail_tag_refill_after(n) makes the n-th call of
- * vmem__tags_get() from then on fail as if mmap had.
+ * Fault injection: vmem__tags_get() is the point FAULT_VMEM_TAG (fault/fault.h): when
+ * armed, a refill fails as if mmap had.
  */
 #include "vmem_impl.h"
+#include "fault.h"
 
 #include <errno.h>
 #include <string.h>
@@ -37,7 +38,6 @@ static unsigned vmem_boot_tags_used;		/* under vmem_tag_lock */
 static vmem_seg_t *vmem_tag_pool;		/* free tags (via vs_knext), vmem_tag_lock */
 static size_t vmem_tag_pool_count;		/* tags in vmem_tag_pool, vmem_tag_lock */
 static atomic_size_t vmem_tags_held;		/* tags ever obtained (boot + mapped) */
-static atomic_ulong vmem_tag_fail_countdown;	/* fault injection: 0 = off */
 
 static pthread_mutex_t vmem_arena_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vmem vmem_boot_arenas[VMEM_BOOT_ARENAS];	/* handed out first */
@@ -56,23 +56,6 @@ static size_t vmem_page_round(size_t bytes)
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
 	return (bytes + page - 1) & ~(page - 1);
-}
-
-/* True when the fault-injection countdown fires on this refill. */
-static bool vmem_tag_fault_fires(void)
-{
-	unsigned long n = atomic_load(&vmem_tag_fail_countdown);
-
-	while (n != 0) {
-		if (atomic_compare_exchange_weak(&vmem_tag_fail_countdown, &n, n - 1))
-			return n == 1;
-	}
-	return false;
-}
-
-void vmem_fail_tag_refill_after(unsigned long n)
-{
-	atomic_store(&vmem_tag_fail_countdown, n);
 }
 
 size_t vmem_tag_bytes(void)
@@ -123,7 +106,7 @@ int vmem__tags_get(unsigned n, vmem_seg_t **listp)
 {
 	vmem_seg_t *list = NULL;
 
-	if (vmem_tag_fault_fires())
+	if (FAULT_HIT(FAULT_VMEM_TAG))
 		return -ENOMEM;
 	pthread_mutex_lock(&vmem_tag_lock);
 	while (vmem_tag_pool_count < n) {

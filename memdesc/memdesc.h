@@ -261,12 +261,6 @@ void memdesc_purge(void);
 /** memdesc_thread_drain() - empty the calling thread's page cache. */
 void memdesc_thread_drain(void);
 
-/**
- * memdesc_fail_chunk_map_after() - test hook: the @n-th OS chunk map from now on
- * fails (once), as if the OS refused memory; 0 disables.
- */
-void memdesc_fail_chunk_map_after(unsigned long n);
-
 #ifdef __cplusplus
 }
 #endif

@@ -70,14 +70,11 @@ struct md_phys {
 	atomic_size_t arena_pages;	/* pages allocated from page_arena right now */
 	atomic_size_t purges;		/* madvise calls */
 	atomic_size_t pages_purged;	/* pages given back with madvise */
-	atomic_ulong fail_map_after;	/* test hook: countdown to a refused chunk map */
 };
 
 extern struct md_phys md_phys;
 
 int md__phys_init(void);
-/* Test hook: after @after - 1 successful chunk maps, @count maps in a row fail. */
-void md__test_fail_chunk_maps(unsigned long after, unsigned long count);
 /* Frames from the page arena (no page map). 0 / -ENOMEM. */
 int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp);
 /* Frames [pfn, pfn + npages) if all free in the page arena. 0 / -ENOMEM. */
@@ -118,10 +115,11 @@ void pages__dirty_flush(void);
 int pages__split_track(unsigned long pfn, size_t npages);
 void pages__split_untrack(unsigned long pfn, size_t npages);
 int pages__verify(void);
-/* Test hooks: the n-th page-map node allocation fails (0: never); empty the node pool
- * (its nodes are held aside) or give them back. */
-void md__test_fail_node_alloc_after(unsigned long n);
+#ifdef MEMDESC_FAULT_INJECTION
+/* Fault-injection builds: empty the page-map node pool (its nodes are held aside), so
+ * that the next stores refill it (and meet the armed points), or give them back. */
 void md__test_node_pool_empty(bool empty);
+#endif
 void pages__stats(struct memdesc_stats *st);
 
 /* ---- folio.c ----------------------------------------------------------------- */

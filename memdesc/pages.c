@@ -141,15 +141,10 @@ static void md_pool_refill(void)
 	pthread_mutex_unlock(&md_refill_lock);
 }
 
-/* Test hooks: fail the n-th node allocation; hold the pool's nodes aside. */
-static atomic_ulong md_fail_node_after;
+#ifdef MEMDESC_FAULT_INJECTION
+/* Test hook: hold the pool's nodes aside (fault-injection builds only). */
 static void *md_pool_stash[MD_NODE_POOL_MAX];
 static unsigned int md_pool_nstash;
-
-void md__test_fail_node_alloc_after(unsigned long n)
-{
-	atomic_store(&md_fail_node_after, n);
-}
 
 void md__test_node_pool_empty(bool empty)
 {
@@ -163,17 +158,7 @@ void md__test_node_pool_empty(bool empty)
 	}
 	pthread_mutex_unlock(&md_pool.lock);
 }
-
-static bool md_node_fail_injected(void)
-{
-	unsigned long n = atomic_load(&md_fail_node_after);
-
-	while (n) {
-		if (atomic_compare_exchange_weak(&md_fail_node_after, &n, n - 1))
-			return n == 1;
-	}
-	return false;
-}
+#endif
 
 static void *md_node_alloc(void *priv)
 {
@@ -181,9 +166,6 @@ static void *md_node_alloc(void *priv)
 	bool low;
 
 	(void)priv;
-	if (unlikely(atomic_load_explicit(&md_fail_node_after, memory_order_relaxed)) &&
-	    md_node_fail_injected())
-		return NULL;
 	pthread_mutex_lock(&md_pool.lock);
 	low = md_pool.n < md_pool.low;
 	pthread_mutex_unlock(&md_pool.lock);

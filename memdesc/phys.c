@@ -28,13 +28,14 @@
  *    committed bytes never exceed it: md_import() refuses (ENOMEM) beyond it.
  *
  * 4. Failure
- *    Every OS call can fail: md_import() then returns -ENOMEM and nothing changed. The
- *    test hook memdesc_fail_chunk_map_after(n) makes the n-th chunk map fail.
+ *    Every OS call can fail: md_import() then returns -ENOMEM and nothing changed. Its
+ *    commit is the fault-injection point FAULT_OS_MAP (fault/fault.h).
  *
  * Locking: vmem's arena locks only; the counters are atomics. md_import() and
  * md_release() are called by vmem with the page arena's lock dropped.
  */
 #include "memdesc_impl.h"
+#include "fault.h"
 #include "vmem.h"
 
 #include <errno.h>
@@ -136,37 +137,6 @@ int pfn_valid(unsigned long pfn)
 
 /* ---- the OS ------------------------------------------------------------------- */
 
-static atomic_ulong md_fail_map_count;	/* maps that fail once the countdown ends */
-
-void md__test_fail_chunk_maps(unsigned long after, unsigned long count)
-{
-	atomic_store(&md_fail_map_count, count);
-	atomic_store(&md_phys.fail_map_after, after);
-}
-
-void memdesc_fail_chunk_map_after(unsigned long n)
-{
-	md__test_fail_chunk_maps(n, 1);
-}
-
-/* Consume one step of the fault-injection countdown: true if this map must fail. */
-static bool md_fail_injected(void)
-{
-	unsigned long n = atomic_load(&md_phys.fail_map_after);
-
-	while (n) {
-		if (atomic_compare_exchange_weak(&md_phys.fail_map_after, &n, n - 1)) {
-			if (n != 1)
-				return false;
-			/* The countdown ended: this map fails, and count - 1 more after it. */
-			if (atomic_fetch_sub(&md_fail_map_count, 1) > 1)
-				atomic_store(&md_phys.fail_map_after, 1);
-			return true;
-		}
-	}
-	return false;
-}
-
 static size_t md_chunk_round(size_t npages)
 {
 	return (npages + MD_CHUNK_PAGES - 1) & ~(MD_CHUNK_PAGES - 1);
@@ -195,7 +165,7 @@ static int md_import(vmem_t *src, size_t size, int flags, uintptr_t *addrp)
 		atomic_fetch_add(&md_phys.map_failures, 1);
 		return -ENOMEM;
 	}
-	if (md_fail_injected() ||
+	if (FAULT_HIT(FAULT_OS_MAP) ||
 	    mprotect(pfn_to_virt(pfn), bytes, PROT_READ | PROT_WRITE) != 0) {
 		vmem_xfree(src, pfn, npages);
 		atomic_fetch_sub(&md_phys.committed, bytes);

@@ -4,7 +4,10 @@ memdesc_add_test(NAME test_memdesc SOURCES test_memdesc.c LIBS memdesc_core LABE
 memdesc_add_test(NAME test_slab SOURCES test_slab.c LIBS memdesc_core LABELS memdesc)
 memdesc_add_test(NAME test_memdesc_diff SOURCES test_memdesc_diff.c LIBS memdesc_core
                  LABELS memdesc TIMEOUT 300)
-memdesc_add_test(NAME test_memdesc_fail SOURCES test_memdesc_fail.c LIBS memdesc_core
-                 LABELS memdesc TIMEOUT 300)
+# test_memdesc_fail arms the fault-injection points: MEMDESC_FAULT_INJECTION builds only.
+if(MEMDESC_FAULT_INJECTION)
+  memdesc_add_test(NAME test_memdesc_fail SOURCES test_memdesc_fail.c LIBS memdesc_core
+                   LABELS "memdesc;fault" TIMEOUT 300)
+endif()
 memdesc_add_test(NAME test_memdesc_stress SOURCES test_memdesc_stress.c LIBS memdesc_core
                  LABELS memdesc TIMEOUT 300)

@@ -13,6 +13,7 @@
  * Each test runs in its own process (Check forks), so each reads its own limit.
  */
 #include "mdt.h"
+#include "fault.h"
 #include "memdesc.h"
 #include "memdesc_impl.h"
 #include "slab.h"
@@ -178,9 +179,9 @@ START_TEST(test_chunk_map_failures)
 		struct memdesc_stats a, b;
 
 		memdesc_stats(&a);
-		memdesc_fail_chunk_map_after(n);
+		fault_arm(FAULT_OS_MAP, n, 1);
 		failures += workload(n);
-		memdesc_fail_chunk_map_after(0);
+		fault_disarm_all();
 		memdesc_stats(&b);
 		/*
 		 * The refusal happened (an allocation may still succeed: after a refusal the
@@ -193,9 +194,9 @@ START_TEST(test_chunk_map_failures)
 	REQ(refused > 0);
 	/* With the OS refusing several times in a row, allocations fail cleanly. */
 	for (unsigned long n = 1; n <= span(10, 4); n++) {
-		md__test_fail_chunk_maps(n, 3);
+		fault_arm(FAULT_OS_MAP, n, 3);
 		failures += workload(n + 1000);
-		md__test_fail_chunk_maps(0, 0);
+		fault_disarm_all();
 		check_clean();
 	}
 	/* Nothing is broken afterwards. */
@@ -211,9 +212,9 @@ START_TEST(test_tag_refill_failures)
 	setup_caches();
 	check_clean();
 	for (unsigned long n = 1; n <= span(40, 8); n++) {
-		vmem_fail_tag_refill_after(n);
+		fault_arm(FAULT_VMEM_TAG, n, 1);
 		failures += workload(n);
-		vmem_fail_tag_refill_after(0);
+		fault_disarm_all();
 		check_clean();
 	}
 	REQ(workload(99) == 0);
@@ -230,9 +231,9 @@ START_TEST(test_node_hook_failures)
 	check_clean();
 	for (unsigned long n = 1; n <= span(60, 12); n++) {
 		md__test_node_pool_empty(true);
-		md__test_fail_node_alloc_after(n);
+		fault_arm(FAULT_XA_NODE, n, 1);
 		failures += workload(n);
-		md__test_fail_node_alloc_after(0);
+		fault_disarm_all();
 		md__test_node_pool_empty(false);
 		check_clean();
 	}
@@ -254,9 +255,9 @@ START_TEST(test_split_failure_leaves_folio)
 
 		memdesc_stats(&a);
 		md__test_node_pool_empty(true);
-		md__test_fail_node_alloc_after(n);
+		fault_arm(FAULT_XA_NODE, n, 1);
 		rc = folio_split(f, 0);
-		md__test_fail_node_alloc_after(0);
+		fault_disarm_all();
 		md__test_node_pool_empty(false);
 		memdesc_stats(&b);
 		if (rc) {

@@ -2,9 +2,10 @@
  * test_vmem: unit tests of the vmem range allocator, one per function and constraint:
  * arguments, address 0, the top of the address space, coalescing, the fit policies,
  * vmem_xalloc's constraints, bad frees, importing through three stacked arenas, the
- * boundary-tag reserve failing, quantum caches, hash growth, vmem_destroy.
+ * boundary-tag reserve failing (fault-injection builds only), quantum caches, hash growth, vmem_destroy.
  */
 #include "mdt.h"
+#include "fault.h"
 #include "vmem.h"
 
 #include <errno.h>
@@ -585,7 +586,9 @@ START_TEST(test_import_misbehaving)
 }
 END_TEST
 
-/* ---- the boundary-tag reserve failing -------------------------------------------------- */
+/* ---- the boundary-tag reserve failing (fault-injection builds) ------------------------- */
+
+#ifdef MEMDESC_FAULT_INJECTION
 
 START_TEST(test_tag_refill_failure)
 {
@@ -595,7 +598,7 @@ START_TEST(test_tag_refill_failure)
 	int rc;
 
 	/* every 1-quantum allocation at the head of the free segment takes one tag */
-	vmem_fail_tag_refill_after(1);
+	fault_arm(FAULT_VMEM_TAG, 1, 1);
 	for (;;) {
 		alloc = vmem_size(vm, VMEM_ALLOC);
 		rc = vmem_alloc(vm, Q, 0, &a);
@@ -612,7 +615,7 @@ START_TEST(test_tag_refill_failure)
 	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), alloc + Q);
 
 	/* vmem_create with an initial span, vmem_add */
-	vmem_fail_tag_refill_after(1);
+	fault_arm(FAULT_VMEM_TAG, 1, 1);
 	errno = 0;
 	ck_assert_ptr_null(vmem_create("nomem", 0, Q, Q, NULL, NULL, NULL, 0, 0));
 	ck_assert_int_eq(errno, ENOMEM);
@@ -620,13 +623,13 @@ START_TEST(test_tag_refill_failure)
 		vmem_t *empty = vmem_create("empty", 0, 0, Q, NULL, NULL, NULL, 0, 0);
 
 		ck_assert_ptr_nonnull(empty);
-		vmem_fail_tag_refill_after(1);
+		fault_arm(FAULT_VMEM_TAG, 1, 1);
 		ck_assert_int_eq(vmem_add(empty, 0, Q, 0), -ENOMEM);
 		ck_assert_int_eq(vmem_size(empty, VMEM_FREE), 0);
 		ck_assert_int_eq(vmem_check(empty), 0);
 		vmem_destroy(empty);
 	}
-	vmem_fail_tag_refill_after(0);
+	fault_disarm_all();
 	vmem_destroy(vm);
 }
 END_TEST
@@ -638,7 +641,7 @@ START_TEST(test_tag_refill_failure_on_import)
 	uintptr_t a;
 
 	/* refill 1: the reserve for the search; refill 2: the tags for the import */
-	vmem_fail_tag_refill_after(2);
+	fault_arm(FAULT_VMEM_TAG, 2, 1);
 	ck_assert_int_eq(vmem_alloc(vm, Q, 0, &a), -ENOMEM);
 	ck_assert_int_eq(vmem_size(os, VMEM_ALLOC), 0);		/* nothing imported */
 	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), 0);
@@ -647,11 +650,13 @@ START_TEST(test_tag_refill_failure_on_import)
 	ck_assert_int_eq(vmem_alloc(vm, Q, 0, &a), 0);
 	vmem_free(vm, a, Q);
 	ck_assert_int_eq(vmem_size(os, VMEM_ALLOC), 0);
-	vmem_fail_tag_refill_after(0);
+	fault_disarm_all();
 	vmem_destroy(vm);
 	vmem_destroy(os);
 }
 END_TEST
+
+#endif /* MEMDESC_FAULT_INJECTION */
 
 START_TEST(test_tag_bytes)
 {
@@ -791,8 +796,10 @@ static Suite *vmem_suite(void)
 	tcase_add_test(tc, test_import_three_deep);
 	tcase_add_test(tc, test_import_source_exhausted);
 	tcase_add_test(tc, test_import_misbehaving);
+#ifdef MEMDESC_FAULT_INJECTION
 	tcase_add_test(tc, test_tag_refill_failure);
 	tcase_add_test(tc, test_tag_refill_failure_on_import);
+#endif
 	tcase_add_test(tc, test_tag_bytes);
 	tcase_add_test(tc, test_qcache);
 	tcase_add_test(tc, test_qcache_overflow_and_drain);

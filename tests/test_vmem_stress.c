@@ -5,14 +5,16 @@
  * imports from it (quantum 1 page, quantum caches up to 4 pages). Each thread allocates
  * from both (vmem_alloc under every policy, vmem_xalloc with alignment), frees its own
  * ranges and ranges other threads hand it through a shared queue, and now and then runs
- * vmem_check() concurrently. One thread arms the tag-refill fault injection from time
- * to time, so -ENOMEM paths run under contention too. Every page of the parent's span
+ * vmem_check() concurrently. In fault-injection builds (MEMDESC_FAULT_INJECTION) one
+ * thread arms the tag-refill point from time to time, so -ENOMEM paths run under
+ * contention too. Every page of the parent's span
  * has an owner word: an allocation claims its pages with atomic exchanges and must find
  * them unowned, so two live ranges can never overlap. At the end everything is freed:
  * both arenas pass vmem_check(), the child gives every span back when destroyed and the
  * parent's allocated size is back to 0. No sleeps, no timing.
  */
 #include "mdt.h"
+#include "fault.h"
 #include "vmem.h"
 
 #include <errno.h>
@@ -126,8 +128,10 @@ static void *worker(void *arg)
 	for (size_t op = 0; op < ops; op++) {
 		uint64_t p = mdt_rng_below(&rng, 100);
 
+#ifdef MEMDESC_FAULT_INJECTION
 		if (tid == 1 && op % 5000 == 0)
-			vmem_fail_tag_refill_after(1 + mdt_rng_below(&rng, 8));
+			fault_arm(FAULT_VMEM_TAG, 1 + mdt_rng_below(&rng, 8), 1);
+#endif
 		if (op % 20000 == 7 && (vmem_check(child) != 0 || vmem_check(parent) != 0))
 			ck_abort_msg("vmem_check failed under load");
 		if (n < MINE && (n == 0 || p < 50)) {
@@ -192,7 +196,9 @@ START_TEST(test_stress_stacked)
 		ck_assert_int_eq(pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i), 0);
 	for (int i = 0; i < THREADS; i++)
 		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
-	vmem_fail_tag_refill_after(0);
+#ifdef MEMDESC_FAULT_INJECTION
+	fault_disarm_all();
+#endif
 	while (queue_len > 0) {
 		queue_len--;
 		unclaim(&queue[queue_len], -1);

@@ -11,7 +11,7 @@ function(memdesc_xarray_test name)
   memdesc_add_test(NAME ${name} SOURCES ${X_SOURCES} LIBS memdesc_xarray
                    TIMEOUT ${X_TIMEOUT} LABELS xarray)
   memdesc_add_test(NAME ${name}_small SOURCES ${X_SOURCES} ${_xa_sources}
-                   LIBS PkgConfig::URCU_BP Threads::Threads TIMEOUT ${X_TIMEOUT} LABELS xarray)
+                   LIBS memdesc_fault PkgConfig::URCU_BP Threads::Threads TIMEOUT ${X_TIMEOUT} LABELS xarray)
   target_compile_definitions(${name}_small PRIVATE XA_CHUNK_SHIFT=3)
   target_include_directories(${name}_small PRIVATE ${PROJECT_SOURCE_DIR}/xarray)
 endfunction()

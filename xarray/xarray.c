@@ -71,7 +71,8 @@
  * 3. Memory and the reserve
  * -------------------------
  * Nodes come from xa_node_ops.alloc (default: aligned_alloc) into the array's private
- * reserve (xa_reserve_list), outside the lock. Under the lock, stores take nodes only
+ * reserve (xa_reserve_list), outside the lock. (Each such allocation is the fault-
+ * injection point FAULT_XA_NODE, fault/fault.h: armed, it acts as a hook returning NULL.) Under the lock, stores take nodes only
  * from the reserve. The reserve is shared by the array's writers: a caller that must
  * not allocate in a store calls xa_reserve(xa, xa_store_max_nodes(order)) first and
  * makes sure no other writer of the same array consumes the nodes in between.
@@ -138,6 +139,7 @@
  * 9 bytes per index, a multi-index entry of order k at most 64 slots.
  */
 #include "xarray_impl.h"
+#include "fault.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -347,7 +349,7 @@ int xa_reserve(struct xarray *xa, unsigned int nr)
 	pthread_mutex_unlock(&xa->xa_lock);
 
 	while (have + got < nr) {
-		struct xa_node *node = ops->alloc(ops->priv);
+		struct xa_node *node = FAULT_HIT(FAULT_XA_NODE) ? NULL : ops->alloc(ops->priv);
 
 		if (!node) {
 			err = -ENOMEM;
