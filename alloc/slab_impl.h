@@ -119,4 +119,49 @@ void kmem__cache_id_put(struct kmem_cache *c);
 /* Per-thread nesting depth of slab-layer growth (bounds the recursion). */
 extern __thread unsigned int kmem__nesting;
 
+/* A thread's magazines for one cache (slab_mag.c, section 1). */
+struct kmem_cpu {
+	struct kmem_magazine *loaded;	/* pops and pushes go here */
+	struct kmem_magazine *prev;	/* full or empty (or partly: after a fill) */
+};
+
+/* A thread's magazines, one slot per cache id (slab_mag.c, section 5). */
+struct kmem_tls {
+	struct kmem_tls *t_next, *t_prev;	/* kmem_tls_list (kmem_tls_lock) */
+	struct kmem_cpu t_cpu[KMEM_MAX_CACHES];
+};
+
+/* The calling thread's magazines; NULL before its first magazine operation and after
+ * its exit (slab_mag.c). Only the owning thread reads or writes its magazines. */
+extern __thread struct kmem_tls *kmem__tls __attribute__((tls_model("initial-exec")));
+
+/*
+ * The magazine fast paths, inline for the malloc layer and kmem_cache_alloc/free: a
+ * pop from or a push onto the loaded magazine, no lock and no atomic (only the owning
+ * thread touches it). Anything else (no magazines yet, loaded empty or full) goes to
+ * the out-of-line kmem__mag_alloc/kmem__mag_free. @c has a cache id (c_id >= 0).
+ */
+static inline void *kmem__mag_alloc_inline(struct kmem_cache *c)
+{
+	struct kmem_tls *t = kmem__tls;
+	struct kmem_magazine *m;
+
+	if (likely(t) && likely((m = t->t_cpu[c->c_id].loaded) != NULL) && likely(m->m_rounds))
+		return m->m_obj[--m->m_rounds];
+	return kmem__mag_alloc(c);
+}
+
+static inline void kmem__mag_free_inline(struct kmem_cache *c, void *obj)
+{
+	struct kmem_tls *t = kmem__tls;
+	struct kmem_magazine *m;
+
+	if (likely(t) && likely((m = t->t_cpu[c->c_id].loaded) != NULL) &&
+	    likely(m->m_rounds < m->m_cap)) {
+		m->m_obj[m->m_rounds++] = obj;
+		return;
+	}
+	kmem__mag_free(c, obj);
+}
+
 #endif /* MEMDESC_SLAB_IMPL_H */

@@ -7,7 +7,8 @@
  *    a loaded and a previous magazine (struct kmem_cpu, in the thread's struct
  *    kmem_tls, one slot per cache id). Allocation pops from the loaded magazine, free
  *    pushes onto it: no lock, no atomic operation (kmem_cache_free first validates the
- *    pointer through pfn_to_memdesc(), an RCU read of the page map). When the loaded
+ *    pointer through pfn_to_memdesc(), an RCU read of the page map). The pop and the
+ *    push are inline (slab_impl.h) for kmem_cache_alloc/free and the malloc layer. When the loaded
  *    magazine is empty (alloc) or full (free) and the previous one can serve, they are
  *    exchanged; this bounds depot traffic to once per M operations even when a thread
  *    alternates around a magazine boundary.
@@ -56,18 +57,8 @@ const uint32_t kmem_mag_caps[KMEM_NR_MAGTYPES] = { 4, 8, 16, 32, 64, 128, 256 };
 struct kmem_cache *kmem_mag_cache[KMEM_NR_MAGTYPES];
 struct kmem_cache *kmem_tls_cache;
 
-struct kmem_cpu {
-	struct kmem_magazine *loaded;	/* pops and pushes go here */
-	struct kmem_magazine *prev;	/* full or empty (or partly: after a fill) */
-};
-
-struct kmem_tls {
-	struct kmem_tls *t_next, *t_prev;	/* kmem_tls_list (kmem_tls_lock) */
-	struct kmem_cpu t_cpu[KMEM_MAX_CACHES];
-};
-
 __thread unsigned int kmem__nesting;
-static __thread struct kmem_tls *kmem_tls __attribute__((tls_model("initial-exec")));
+__thread struct kmem_tls *kmem__tls __attribute__((tls_model("initial-exec")));
 static __thread bool kmem_tls_busy;	/* creating it, or the thread has exited */
 
 static pthread_mutex_t kmem_tls_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -304,7 +295,7 @@ int kmem__depot_verify(struct kmem_cache *c)
 
 static struct kmem_tls *kmem_tls_get(void)
 {
-	struct kmem_tls *t = kmem_tls;
+	struct kmem_tls *t = kmem__tls;
 
 	if (likely(t))
 		return t;
@@ -321,7 +312,7 @@ static struct kmem_tls *kmem_tls_get(void)
 		kmem_tls_list = t;
 		pthread_mutex_unlock(&kmem_tls_lock);
 		md__thread_register();
-		kmem_tls = t;
+		kmem__tls = t;
 		kmem_tls_busy = false;
 	} else {
 		kmem_tls_busy = false;
@@ -355,7 +346,7 @@ static void kmem_tls_flush_locked(struct kmem_tls *t)
 
 void kmem_thread_flush(void)
 {
-	struct kmem_tls *t = kmem_tls;
+	struct kmem_tls *t = kmem__tls;
 
 	if (!t)
 		return;
@@ -366,7 +357,7 @@ void kmem_thread_flush(void)
 
 void kmem__thread_exit(void)
 {
-	struct kmem_tls *t = kmem_tls;
+	struct kmem_tls *t = kmem__tls;
 
 	if (!t)
 		return;
@@ -379,7 +370,7 @@ void kmem__thread_exit(void)
 	if (t->t_next)
 		t->t_next->t_prev = t->t_prev;
 	pthread_mutex_unlock(&kmem_tls_lock);
-	kmem_tls = NULL;
+	kmem__tls = NULL;
 	kmem_tls_busy = true;	/* from now on this thread bypasses magazines */
 	kmem_cache_free(kmem_tls_cache, t);
 }
@@ -500,7 +491,7 @@ void kmem__mag_free(struct kmem_cache *c, void *obj)
 /* Debug builds: a double free whose first free sits in this thread's magazines. */
 static bool kmem_in_magazines(struct kmem_cache *c, const void *obj)
 {
-	struct kmem_tls *t = kmem_tls;
+	struct kmem_tls *t = kmem__tls;
 
 	if (c->c_id < 0 || !t)
 		return false;
@@ -522,29 +513,17 @@ static bool kmem_in_magazines(struct kmem_cache *c, const void *obj)
 
 void *kmem_cache_alloc(struct kmem_cache *c)
 {
-	struct kmem_tls *t;
-
 	if (unlikely(!c)) {
 		errno = EINVAL;
 		return NULL;
 	}
-	if (likely(c->c_id >= 0)) {
-		t = kmem_tls;
-		if (likely(t)) {
-			struct kmem_magazine *m = t->t_cpu[c->c_id].loaded;
-
-			if (likely(m && m->m_rounds))
-				return m->m_obj[--m->m_rounds];
-		}
-		return kmem__mag_alloc(c);
-	}
+	if (likely(c->c_id >= 0))
+		return kmem__mag_alloc_inline(c);
 	return kmem_slab_alloc_one(c);
 }
 
 int kmem_cache_free_checked(struct kmem_cache *c, void *obj)
 {
-	struct kmem_tls *t;
-
 	if (unlikely(!c || !obj)) {
 		md__report("kmem_cache_free: cache %p, object %p", (void *)c, obj);
 		return -EINVAL;
@@ -556,16 +535,7 @@ int kmem_cache_free_checked(struct kmem_cache *c, void *obj)
 		return -EINVAL;
 #endif
 	if (likely(c->c_id >= 0)) {
-		t = kmem_tls;
-		if (likely(t)) {
-			struct kmem_magazine *m = t->t_cpu[c->c_id].loaded;
-
-			if (likely(m && m->m_rounds < m->m_cap)) {
-				m->m_obj[m->m_rounds++] = obj;
-				return 0;
-			}
-		}
-		kmem__mag_free(c, obj);
+		kmem__mag_free_inline(c, obj);
 		return 0;
 	}
 	kmem__slab_free_batch(c, &obj, 1);

@@ -5,7 +5,18 @@
 #ifndef MEMDESC_MEMDESC_IMPL_H
 #define MEMDESC_MEMDESC_IMPL_H
 
+/*
+ * liburcu-bp with its short names (call_rcu, synchronize_rcu: slab.c and pages.c use
+ * them) and, outside sanitizer builds, its read side inline (xarray/xarray_impl.h says
+ * why not there), before xarray_rcu.h brings in the unmapped header.
+ */
+#if !defined(MEMDESC_SANITIZER_BUILD) && !defined(_LGPL_SOURCE)
+#define _LGPL_SOURCE
+#endif
+#include <urcu-bp.h>
+
 #include "memdesc.h"
+#include "xarray_rcu.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -84,9 +95,34 @@ void md__arena_free(unsigned long pfn, size_t npages);
 /* Tell the OS it may drop the contents of these frames (they stay mapped). */
 void md__purge_range(unsigned long pfn, size_t npages);
 
+/* pfn <-> address inline, for the hot paths of this library (phys.c has the API). */
+static inline unsigned long md__virt_to_pfn(const void *addr)
+{
+	return (unsigned long)(((uintptr_t)addr - md_phys.base) >> MD_PAGE_SHIFT);
+}
+
+static inline void *md__pfn_to_virt(unsigned long pfn)
+{
+	return (void *)(md_phys.base + ((uintptr_t)pfn << MD_PAGE_SHIFT));
+}
+
 /* ---- pages.c: the page map, the page allocator ------------------------------- */
 
 extern struct xarray md_pagemap;
+
+/*
+ * pfn_to_memdesc() for a caller already inside an RCU read-side section (malloc's
+ * entry section): the same walk of the page map, inline, without a nested read lock.
+ */
+static inline memdesc_t md__pfn_to_memdesc_rcu(unsigned long pfn)
+{
+	void *e;
+
+	if (unlikely(pfn >= md_phys.nr_pfns))
+		return 0;
+	e = xa_load_rcu(&md_pagemap, pfn);
+	return xa_is_value(e) ? (memdesc_t)xa_to_value(e) : 0;
+}
 extern struct xarray md_splitmap;
 extern const struct xa_node_ops md_node_ops;
 

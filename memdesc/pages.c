@@ -772,12 +772,12 @@ void pages__unpublish(unsigned long pfn, size_t npages)
 
 memdesc_t pfn_to_memdesc(unsigned long pfn)
 {
-	void *e;
+	memdesc_t md;
 
-	if (unlikely(pfn >= md_phys.nr_pfns))
-		return 0;
-	e = xa_load(&md_pagemap, pfn);
-	return xa_is_value(e) ? (memdesc_t)xa_to_value(e) : 0;
+	urcu_bp_read_lock();
+	md = md__pfn_to_memdesc_rcu(pfn);
+	urcu_bp_read_unlock();
+	return md;
 }
 
 

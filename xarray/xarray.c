@@ -88,7 +88,8 @@
  * 4. RCU and the readers
  * ----------------------
  * xa_load, xa_find, xa_find_after, xa_get_mark and the iterators run in an RCU
- * read-side section of liburcu's "bulletproof" flavour (urcu-bp). It is the flavour
+ * read-side section of liburcu's "bulletproof" flavour (urcu-bp). xa_load_rcu()
+ * (xarray_rcu.h) is xa_load's walk inline, for a caller that holds a section already. It is the flavour
  * for a library: a thread need not register (the first read lock registers it) and
  * need not unregister (a pthread key destructor does it at thread exit). Its read lock
  * is a few instructions inline (_LGPL_SOURCE): a TLS load, a load and a store of the
@@ -140,6 +141,7 @@
  */
 #include "xarray_impl.h"
 #include "fault.h"
+#include "xarray_rcu.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -458,40 +460,6 @@ void *xa__read_slot(const struct xa_node *node, unsigned int offset, unsigned in
 	}
 }
 
-__attribute__((noinline)) static void *xa__load_sibling(const struct xa_node *node,
-						      unsigned int offset)
-{
-	unsigned int canon;
-
-	return xa__read_slot(node, offset, &canon);
-}
-
-/* The walk of xa_load: inside a read-side section. */
-static inline void *xa__load_rcu(const struct xarray *xa, unsigned long index)
-{
-	void *entry = xa__head_acquire(xa);
-	const struct xa_node *node;
-	unsigned int shift;
-
-	if (!xa__is_internal(entry))
-		return index ? NULL : entry;
-	node = xa__to_node(entry);
-	shift = node->xa_shift;
-	if ((index >> shift) > XA_CHUNK_MASK)
-		return NULL;
-	for (;;) {
-		unsigned int offset = (unsigned int)(index >> shift) & XA_CHUNK_MASK;
-
-		entry = xa__slot_acquire(node, offset);
-		if (__builtin_expect((uintptr_t)entry < XA_INTERNAL_LIMIT && xa__is_internal(entry), 0))
-			entry = xa__load_sibling(node, offset);
-		if (!xa__is_internal(entry))
-			return entry;
-		node = xa__to_node(entry);
-		shift -= XA_CHUNK_SHIFT;
-	}
-}
-
 /**
  * xa_load() - the entry at @index.
  * @xa: the array.
@@ -506,7 +474,7 @@ void *xa_load(struct xarray *xa, unsigned long index)
 	void *entry;
 
 	xa__rcu_read_lock();
-	entry = xa__load_rcu(xa, index);
+	entry = xa_load_rcu(xa, index);
 	xa__rcu_read_unlock();
 	return entry;
 }

@@ -1,0 +1,67 @@
+/*
+ * xarray_rcu.h: xa_load_rcu(), the read walk of xa_load() inline, for a hot path that
+ * already runs inside an RCU read-side section of its own (memdesc's pfn_to_memdesc()
+ * under malloc's entry section). It saves the nested read lock, the unlock and two
+ * calls per lookup; the walk is the one xa_load() runs (it calls this function).
+ *
+ * Including this header brings in the node layout (xarray_impl.h): only code that
+ * needs the walk inline should include it. Built with the default node shift only
+ * (the small-shift test builds of the XArray compile their own copy).
+ */
+#ifndef MEMDESC_XARRAY_RCU_H
+#define MEMDESC_XARRAY_RCU_H
+
+#include "xarray_impl.h"
+
+/**
+ * xa_load_rcu() - the entry at @index, inside the caller's RCU read-side section.
+ * @xa: the array.
+ * @index: any index.
+ *
+ * Context: the caller holds urcu_bp_read_lock() (it keeps the nodes it walks alive)
+ * and, in TSan builds, states the end of its section for xa__tsan_gp the way
+ * xa__rcu_read_unlock() does (xarray.c, section 5): this function does it after the
+ * walk, so a caller needs nothing more. Takes no lock.
+ * Return: the entry (a multi-index entry for each of its indices), or NULL.
+ */
+static inline void *xa_load_rcu(const struct xarray *xa, unsigned long index)
+{
+	void *entry = xa__head_acquire(xa);
+	const struct xa_node *node;
+	unsigned int shift;
+
+	if (!xa__is_internal(entry)) {
+		entry = index ? NULL : entry;
+		goto out;
+	}
+	node = xa__to_node(entry);
+	shift = node->xa_shift;
+	if (__builtin_expect((index >> shift) > XA_CHUNK_MASK, 0)) {
+		entry = NULL;
+		goto out;
+	}
+	for (;;) {
+		unsigned int offset = (unsigned int)(index >> shift) & XA_CHUNK_MASK;
+
+		entry = xa__slot_acquire(node, offset);
+		if ((uintptr_t)entry < XA_INTERNAL_LIMIT && xa__is_internal(entry)) {
+			/*
+			 * A sibling: the entry is in the canonical slot it names. If that
+			 * holds a node, a split is under way: xa__read_slot() re-reads.
+			 */
+			void *canon = xa__slot_acquire(node, xa__to_sibling(entry));
+			unsigned int at;
+
+			entry = !xa__is_internal(canon) ? canon : xa__read_slot(node, offset, &at);
+		}
+		if (!xa__is_internal(entry))
+			break;
+		node = xa__to_node(entry);
+		shift -= XA_CHUNK_SHIFT;
+	}
+out:
+	XA__TSAN_RELEASE(&xa__tsan_gp);
+	return entry;
+}
+
+#endif /* MEMDESC_XARRAY_RCU_H */
