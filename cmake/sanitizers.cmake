@@ -14,3 +14,12 @@ if(MEMDESC_SANITIZE)
   # Tests read this to scale their operation counts: sanitizers run 3-15x slower.
   add_compile_definitions(MEMDESC_SANITIZER_BUILD=1)
 endif()
+
+# The fuzz build: every file gets libFuzzer's coverage instrumentation; the fuzz targets
+# link libFuzzer itself (-fsanitize=fuzzer, tests/fuzz/CMakeLists.txt).
+if(MEMDESC_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "MEMDESC_FUZZ needs clang (scripts/fuzz sets CC=clang)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

@@ -24,6 +24,7 @@ endif()
 malloc_test(test_malloc_threads)
 malloc_test(test_malloc_options)
 malloc_test(test_malloc_diff)
+target_sources(test_malloc_diff PRIVATE model/malloc_model.c)
 malloc_test(test_malloc_stress)
 
 # Real programs under LD_PRELOAD (tests/preload/run.sh): python3, a multi-threaded C

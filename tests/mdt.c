@@ -1,6 +1,7 @@
 #include "mdt.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -84,4 +85,36 @@ int mdt_run(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+static uint64_t src_rng_below(struct mdt_src *s, uint64_t bound)
+{
+	struct mdt_src_rng *r = (struct mdt_src_rng *)s;
+
+	/* Draws even for bound <= 1: the differential tests' streams stay as they were. */
+	return mdt_rng_below(&r->rng, bound);
+}
+
+static uint64_t src_rng_next(struct mdt_src *s)
+{
+	return mdt_rng_next(&((struct mdt_src_rng *)s)->rng);
+}
+
+void mdt_src_rng_init(struct mdt_src_rng *s, uint64_t seed)
+{
+	s->src.below = src_rng_below;
+	s->src.next = src_rng_next;
+	mdt_rng_init(&s->rng, seed);
+}
+
+void mdt_fail(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ck_abort_msg("%s", msg);
+	abort();	/* not reached: ck_abort_msg ends the test */
 }

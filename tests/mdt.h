@@ -11,6 +11,8 @@
 #ifndef MDT_H
 #define MDT_H
 
+#include "model/mdt_src.h"
+
 #include <check.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -25,6 +27,14 @@ void mdt_rng_init(struct mdt_rng *r, uint64_t seed);
 uint64_t mdt_rng_next(struct mdt_rng *r);
 /* Uniform in [0, bound); bound > 0. */
 uint64_t mdt_rng_below(struct mdt_rng *r, uint64_t bound);
+
+/* A choice source (model/mdt_src.h) drawing from a seeded PRNG: the same numbers as
+ * mdt_rng_below()/mdt_rng_next() on @rng. */
+struct mdt_src_rng {
+	struct mdt_src src;
+	struct mdt_rng rng;
+};
+void mdt_src_rng_init(struct mdt_src_rng *s, uint64_t seed);
 
 /* n scaled by MDT_SCALE percent (default 100, 10 in sanitizer builds); at least 1. */
 size_t mdt_scaled(size_t n);

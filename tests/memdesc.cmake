@@ -2,7 +2,7 @@
 # live ranges, failure injection at every reserve and OS call, multi-threaded stress.
 memdesc_add_test(NAME test_memdesc SOURCES test_memdesc.c LIBS memdesc_core LABELS memdesc)
 memdesc_add_test(NAME test_slab SOURCES test_slab.c LIBS memdesc_core LABELS memdesc)
-memdesc_add_test(NAME test_memdesc_diff SOURCES test_memdesc_diff.c LIBS memdesc_core
+memdesc_add_test(NAME test_memdesc_diff SOURCES test_memdesc_diff.c model/memdesc_model.c LIBS memdesc_core
                  LABELS memdesc TIMEOUT 300)
 # test_memdesc_fail arms the fault-injection points: MEMDESC_FAULT_INJECTION builds only.
 if(MEMDESC_FAULT_INJECTION)

@@ -72,10 +72,26 @@ struct xat_marker {
 	int done;
 };
 
+/*
+ * The hand-off of the marker through liburcu's queue is invisible to TSan (liburcu is
+ * not instrumented): without these annotations, the worker's write to a stack slot that
+ * the waiting thread used before is reported as a race.
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define XAT_TSAN_ACQUIRE(addr) __tsan_acquire(addr)
+#define XAT_TSAN_RELEASE(addr) __tsan_release(addr)
+#else
+#define XAT_TSAN_ACQUIRE(addr) ((void)(addr))
+#define XAT_TSAN_RELEASE(addr) ((void)(addr))
+#endif
+
 static void xat_marker_run(struct rcu_head *head)
 {
 	struct xat_marker *m = caa_container_of(head, struct xat_marker, head);
 
+	XAT_TSAN_ACQUIRE(m);
 	__atomic_store_n(&m->done, 1, __ATOMIC_RELEASE);
 }
 
@@ -84,6 +100,7 @@ static inline void xat_rcu_barrier(void)
 	struct xat_marker m;
 
 	__atomic_store_n(&m.done, 0, __ATOMIC_RELAXED);
+	XAT_TSAN_RELEASE(&m);
 	urcu_bp_call_rcu(&m.head, xat_marker_run);
 	while (!__atomic_load_n(&m.done, __ATOMIC_ACQUIRE))
 		sched_yield();

@@ -17,5 +17,5 @@ function(memdesc_xarray_test name)
 endfunction()
 
 memdesc_xarray_test(test_xarray SOURCES test_xarray.c)
-memdesc_xarray_test(test_xarray_diff SOURCES test_xarray_diff.c TIMEOUT 300)
+memdesc_xarray_test(test_xarray_diff SOURCES test_xarray_diff.c model/xa_model.c TIMEOUT 300)
 memdesc_xarray_test(test_xarray_stress SOURCES test_xarray_stress.c TIMEOUT 300)
