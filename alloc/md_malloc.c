@@ -73,7 +73,8 @@
  *    Not detected: a double free of a large block after its pages were handed out
  *    again (the pointer then names a live block), of a small block after its object was
  *    allocated again (the same), frees racing with each other in two threads, and
- *    writes after free (junk=1 makes them visible to the program instead).
+ *    writes after free (junk=1 makes them visible to the program instead; a build with
+ *    MEMDESC_VALGRIND run under memcheck reports them, memdesc/md_valgrind.h).
  *
  * 6. Errors
  *    NULL with errno = ENOMEM on every failure, including size overflow in calloc and
@@ -102,6 +103,7 @@
  */
 #include "md_malloc_impl.h"
 #include "folio_large.h"
+#include "md_valgrind.h"
 #include "memdesc.h"
 #include "slab.h"
 #include "slab_impl.h"
@@ -221,6 +223,12 @@ md_bad(const char *fn, const void *p, const char *what, const char *detail, size
 
 /* ---- finding the owner of a block -------------------------------------------- */
 
+/* Does the block at @p hold the double-free key (freed, or in the large-block cache)? */
+static inline bool md_has_key(void *p)
+{
+	return md_vg_peek((uint64_t *)p + 1) == (md_dfkey ^ (uintptr_t)p);
+}
+
 struct md_block {
 	void *p;
 	size_t usable;			/* bytes usable */
@@ -277,7 +285,7 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 		}
 		bm = (const uint64_t *)((char *)md__pfn_to_virt(s->s_pfn) + c->c_bitmap_off);
 		if (unlikely(!((__atomic_load_n(&bm[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1) ||
-			     (freeing && ((uint64_t *)p)[1] == (md_dfkey ^ (uintptr_t)p)))) {
+			     (freeing && md_has_key(p)))) {
 			md_bad(fn, p, "double free", "block of ", size);
 			return -1;
 		}
@@ -296,7 +304,7 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 			return -1;
 		}
 		if (unlikely(folio_ref_count(f) <= 0 ||
-			     (freeing && ((uint64_t *)p)[1] == (md_dfkey ^ (uintptr_t)p)))) {
+			     (freeing && md_has_key(p)))) {
 			md_bad(fn, p, "double free", "large block of ",
 			       folio_nr_pages(f) << MD_PAGE_SHIFT_);
 			return -1;
@@ -461,15 +469,20 @@ static void md_release(struct md_block *blk)
 		if (unlikely(md__opt.junk))
 			memset(w, 0x5a, blk->usable);
 		w[1] = md_dfkey ^ (uintptr_t)w;
-		if (likely(blk->cache->c_id >= 0))
+		if (likely(blk->cache->c_id >= 0)) {
+			MD_VG_FREELIKE(w);	/* kmem_cache_free() would say it itself */
 			kmem__mag_free_inline(blk->cache, w);	/* validated by md_lookup() */
-		else
+		} else {
 			kmem_cache_free(blk->cache, w);
+		}
 	} else {
 		size_t np = folio_nr_pages(blk->folio);
 
 		if (unlikely(md__opt.junk))
 			memset(blk->p, 0x5a, np << MD_PAGE_SHIFT_);
+		/* Valgrind builds: freed; the large-block cache writes its first words. */
+		MD_VG_FREELIKE(blk->p);
+		MD_VG_UNDEFINED(blk->p, 2 * sizeof(uint64_t));
 		if (!md_lc_put(blk->p, np)) {
 			atomic_fetch_sub_explicit(&md_large_pages, np, memory_order_relaxed);
 			folio_put(blk->folio);
@@ -485,6 +498,8 @@ static inline void *md_alloc_class(unsigned int cls)
 	uint64_t *p = likely(c->c_id >= 0) ? kmem__mag_alloc_inline(c) : kmem_cache_alloc(c);
 
 	if (likely(p)) {
+		if (likely(c->c_id >= 0))	/* kmem_cache_alloc() tells valgrind itself */
+			MD_VG_MALLOCLIKE(p, c->c_size, 0);
 		p[1] = 0;
 		if (unlikely(md__opt.junk))
 			memset(p, 0xa5, md__class_size[cls]);
@@ -516,6 +531,8 @@ static void *md_alloc_pages(size_t size, size_t align_pages)
 		uint64_t *p = md_lc_take(np);
 
 		if (p) {
+			MD_VG_MALLOCLIKE(p, folio_nr_pages(md_lc_folio(p)) << MD_PAGE_SHIFT_,
+					 0);
 			p[1] = 0;
 			if (unlikely(md__opt.junk))
 				memset(p, 0xa5, np << MD_PAGE_SHIFT_);
@@ -536,6 +553,7 @@ static void *md_alloc_pages(size_t size, size_t align_pages)
 		}
 	}
 	atomic_fetch_add_explicit(&md_large_pages, np, memory_order_relaxed);
+	MD_VG_MALLOCLIKE(folio_address(f), folio_nr_pages(f) << MD_PAGE_SHIFT_, 0);
 	((uint64_t *)folio_address(f))[1] = 0;
 	if (unlikely(md__opt.junk))
 		memset(folio_address(f), 0xa5, np << MD_PAGE_SHIFT_);
@@ -595,6 +613,7 @@ static inline __attribute__((always_inline)) void *md_malloc_fast(size_t size)
 	if (unlikely(!m || !m->m_rounds))
 		return NULL;
 	p = m->m_obj[--m->m_rounds];
+	MD_VG_MALLOCLIKE(p, c->c_size, 0);
 	p[1] = 0;
 	return p;
 }
@@ -634,11 +653,12 @@ static inline __attribute__((always_inline)) bool md_free_fast(void *p, size_t s
 		goto out;
 	bm = (const uint64_t *)((char *)md__pfn_to_virt(s->s_pfn) + c->c_bitmap_off);
 	if (unlikely(!((__atomic_load_n(&bm[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1) ||
-		     ((uint64_t *)p)[1] == (md_dfkey ^ (uintptr_t)p)))
+		     md_has_key(p)))
 		goto out;
 	m = t->t_cpu[c->c_id].loaded;
 	if (likely(m && m->m_rounds < m->m_cap)) {
 		((uint64_t *)p)[1] = md_dfkey ^ (uintptr_t)p;
+		MD_VG_FREELIKE(p);
 		m->m_obj[m->m_rounds++] = p;
 		done = true;
 	}
@@ -728,6 +748,7 @@ static void md_zero(void *p, size_t n)
 		size_t whole = n & ~(MD_PAGE - 1);
 
 		if (madvise(p, whole, MADV_DONTNEED) == 0) {
+			MD_VG_DEFINED(p, whole);	/* zero pages, unknown to memcheck */
 			memset((char *)p + whole, 0, n - whole);
 			return;
 		}

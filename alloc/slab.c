@@ -50,6 +50,7 @@
  *    and the allocation returns NULL/ENOMEM. Each growth is the fault-injection point
  *    FAULT_SLAB_GROW (fault/fault.h).
  */
+#include "md_valgrind.h"
 #include "slab_impl.h"
 #include "fault.h"
 #include "xarray.h"
@@ -316,6 +317,8 @@ static struct slab *kmem_slab_grow(struct kmem_cache *c)
 	s->s_list = KMEM_LIST_NONE;
 	s->s_next = s->s_prev = NULL;
 	memset(slab_base(s) + c->c_bitmap_off, 0, c->c_bitmap_words * 8);
+	if (kmem__vg_tracked(c))	/* valgrind: free objects are unaddressable */
+		MD_VG_NOACCESS(slab_base(s), (size_t)c->c_nobj * c->c_stride);
 	if (c->c_self_desc) {
 		kmem_bit_set(slab_bitmap(c, s), 0, true);
 		s->s_inuse = 1;

@@ -164,4 +164,13 @@ static inline void kmem__mag_free_inline(struct kmem_cache *c, void *obj)
 	kmem__mag_free(c, obj);
 }
 
+/*
+ * Valgrind builds: objects of this cache are heap blocks to memcheck (md_valgrind.h):
+ * caches of kmem_cache_create() that are not type-stable.
+ */
+static inline bool kmem__vg_tracked(const struct kmem_cache *c)
+{
+	return !c->c_static && !(c->c_flags & KMC_TYPESAFE_BY_RCU);
+}
+
 #endif /* MEMDESC_SLAB_IMPL_H */

@@ -46,6 +46,7 @@
  *    reap; kmem_cache_reap() frees that many (they were not needed), Bonwick's
  *    working-set algorithm.
  */
+#include "md_valgrind.h"
 #include "slab_impl.h"
 
 #include <errno.h>
@@ -511,7 +512,18 @@ static bool kmem_in_magazines(struct kmem_cache *c, const void *obj)
 }
 #endif
 
+static inline void *kmem_cache_alloc_obj(struct kmem_cache *c);
+
 void *kmem_cache_alloc(struct kmem_cache *c)
+{
+	void *obj = kmem_cache_alloc_obj(c);
+
+	if (obj && kmem__vg_tracked(c))	/* valgrind builds (md_valgrind.h) */
+		MD_VG_MALLOCLIKE(obj, c->c_size, 0);
+	return obj;
+}
+
+static inline void *kmem_cache_alloc_obj(struct kmem_cache *c)
 {
 	if (unlikely(!c)) {
 		errno = EINVAL;
@@ -534,6 +546,8 @@ int kmem_cache_free_checked(struct kmem_cache *c, void *obj)
 	if (kmem_in_magazines(c, obj))
 		return -EINVAL;
 #endif
+	if (kmem__vg_tracked(c))
+		MD_VG_FREELIKE(obj);
 	if (likely(c->c_id >= 0)) {
 		kmem__mag_free_inline(c, obj);
 		return 0;

@@ -76,6 +76,7 @@
  *    single-page allocation that is alone in its page-map leaf creates and (after a
  *    grace period) frees a leaf node each time: the XArray frees empty nodes at once.
  */
+#include "md_valgrind.h"
 #include "memdesc_impl.h"
 #include "slab_impl.h"
 #include "vmem.h"
@@ -627,7 +628,18 @@ static void md_block_drop_spare(void)
 
 /* ---- ranges ------------------------------------------------------------------- */
 
+static int md_frames_get(size_t npages, size_t align, unsigned long *pfnp);
+
 int pages__get_range(size_t npages, size_t align, unsigned long *pfnp)
+{
+	int rc = md_frames_get(npages, align, pfnp);
+
+	if (rc == 0)	/* valgrind builds: the new owner's memory (md_valgrind.h) */
+		MD_VG_UNDEFINED(pfn_to_virt(*pfnp), npages << MD_PAGE_SHIFT);
+	return rc;
+}
+
+static int md_frames_get(size_t npages, size_t align, unsigned long *pfnp)
 {
 	struct md_pcache *pc = &md_pcache;
 
@@ -860,6 +872,8 @@ void pages__release(unsigned long pfn, size_t npages)
 {
 	struct md_split *sp = xa_load(&md_splitmap, pfn);
 	size_t left;
+
+	MD_VG_NOACCESS(pfn_to_virt(pfn), npages << MD_PAGE_SHIFT);	/* free frames */
 
 	if (likely(!sp)) {
 		pages__put_range(pfn, npages);

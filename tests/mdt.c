@@ -62,7 +62,7 @@ unsigned mdt_scale_percent(void)
 
 	if (env && *env)
 		return (unsigned)strtoul(env, NULL, 10);
-#ifdef MEMDESC_SANITIZER_BUILD
+#if defined(MEMDESC_SANITIZER_BUILD) || defined(MEMDESC_VALGRIND)
 	return 10;
 #else
 	return 100;

@@ -36,7 +36,10 @@ struct mdt_src_rng {
 };
 void mdt_src_rng_init(struct mdt_src_rng *s, uint64_t seed);
 
-/* n scaled by MDT_SCALE percent (default 100, 10 in sanitizer builds); at least 1. */
+/*
+ * n scaled by MDT_SCALE percent (default 100, 10 in sanitizer and valgrind builds); at
+ * least 1.
+ */
 size_t mdt_scaled(size_t n);
 /* The scale in percent that mdt_scaled() applies. */
 unsigned mdt_scale_percent(void);
