@@ -5,9 +5,9 @@
 # forks, so a finding in a child makes that child exit with 99, which Check reports.
 #
 # Not under valgrind: the stress tests (threads serialize under valgrind, and TSan
-# covers races), test_memdesc_fail (it asserts the default 64 GiB limit, whose address
-# reservation does not fit valgrind's address space; MEMDESC_LIMIT=8G here), and the
-# preload/install/bench tests (other programs).
+# covers races), test_memdesc_fail (a MEMDESC_FAULT_INJECTION test, and it asserts the
+# default 64 GiB limit, whose address reservation does not fit valgrind's address space:
+# MEMDESC_LIMIT=8G here), and the preload/install/bench tests (other programs).
 find_program(MEMDESC_VALGRIND_EXE valgrind REQUIRED)
 set(MEMDESC_VALGRIND_SUPP ${CMAKE_CURRENT_SOURCE_DIR}/valgrind.supp)
 set(MEMDESC_MEMCHECK ${MEMDESC_VALGRIND_EXE} --tool=memcheck -q --error-exitcode=99
