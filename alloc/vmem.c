@@ -92,6 +92,14 @@
  * is not an allocated segment's, or whose size differs from it, is reported on stderr
  * (function, arena, range, and the size allocated if there is one) and changes nothing.
  *
+ * vmem_resize() changes an ALLOC segment's size in place and keeps its start, so its
+ * hash entry stays where it is. Growing takes the front of the FREE segment that
+ * follows (the next tag being FREE means the same span: span tags are never free) and
+ * needs no tag; shrinking hands the tail to the FREE segment that follows, or to a new
+ * FREE segment (one tag, reserved before anything changes). Neither can empty a span.
+ * A range held in a quantum cache is free to its caller: resizing it is reported like
+ * a double free. Bad ranges are reported as for vmem_free().
+ *
  * 9. The boundary-tag reserve
  *
  * Tags (56 bytes each) come from a global pool (vmem_mem.c: a static boot array, then
@@ -165,7 +173,7 @@
  *
  * 14. Complexity
  *
- * Instant-fit vmem_alloc and every free: O(1) (expected, through the hash). Best-fit:
+ * Instant-fit vmem_alloc, vmem_resize and every free: O(1) (expected, through the hash). Best-fit:
  * the length of one free list. Next-fit and constrained searches: O(free segments) at
  * worst. vmem_add: O(spans). vmem_check: O(segments + buckets).
  */
@@ -1025,6 +1033,139 @@ void vmem_xfree(vmem_t *vm, uintptr_t addr, size_t size)
 int vmem_free_checked(vmem_t *vm, uintptr_t addr, size_t size)
 {
 	return vmem_free_impl(vm, addr, size, true, "vmem_free_checked");
+}
+
+/* ---- resizing in place ------------------------------------------------------------ */
+
+/* The ALLOC segment [addr, addr + size) of a resize, or NULL after reporting. vm_lock held. */
+static vmem_seg_t *vmem_resize_lookup_locked(vmem_t *vm, uintptr_t addr, size_t size)
+{
+	vmem_seg_t *vs = vmem__hash_find_locked(vm, addr);
+
+	if (vs == NULL)
+		vmem__report("vmem_resize(arena '%s'): bad resize of [%#lx, +%#zx): not an "
+			     "allocated range", vm->vm_name, (unsigned long)addr, size);
+	else if (vs->vs_size != size)
+		vmem__report("vmem_resize(arena '%s'): bad resize of [%#lx, +%#zx): allocated "
+			     "with size %#zx", vm->vm_name, (unsigned long)addr, size, vs->vs_size);
+	else
+		return vs;
+	return NULL;
+}
+
+/*
+ * Grows @vs by @delta into the free segment after it, which must be in the same span
+ * (a span tag is never FREE, so the next tag being FREE says both). Takes no tag; gives
+ * one back when the free segment is consumed whole. -ENOMEM, nothing changed, when the
+ * next segment is not free or too small. vm_lock held.
+ */
+static int vmem_grow_locked(vmem_t *vm, vmem_seg_t *vs, size_t delta)
+{
+	vmem_seg_t *next = vs->vs_anext;
+
+	if (next->vs_type != VMEM_SEG_FREE || next->vs_size < delta)
+		return -ENOMEM;
+	VMEM_ASSERT(next->vs_start == vs->vs_start + vs->vs_size);
+	vmem_freelist_remove(vm, next);
+	if (next->vs_size == delta) {
+		vmem_seg_unlink(vm, next);
+		vmem_seg_put(vm, next);
+	} else {
+		next->vs_start += delta;
+		next->vs_size -= delta;
+		vmem_freelist_insert(vm, next);
+	}
+	vs->vs_size += delta;
+	vm->vm_alloc += delta;
+	return 0;
+}
+
+/*
+ * Gives the last @delta of @vs back: it joins the free segment after @vs, or becomes a
+ * new one (one tag, which the caller put in the reserve). The segment stays allocated,
+ * so its span cannot become wholly free. vm_lock held.
+ */
+static void vmem_shrink_locked(vmem_t *vm, vmem_seg_t *vs, size_t delta)
+{
+	vmem_seg_t *next = vs->vs_anext;
+
+	vs->vs_size -= delta;
+	vm->vm_alloc -= delta;
+	if (next->vs_type == VMEM_SEG_FREE) {
+		vmem_freelist_remove(vm, next);
+		next->vs_start -= delta;
+		next->vs_size += delta;
+	} else {
+		next = vmem_seg_get(vm);
+		next->vs_start = vs->vs_start + vs->vs_size;
+		next->vs_size = delta;
+		vmem_seg_link_after(vs, next);
+	}
+	vmem_freelist_insert(vm, next);
+}
+
+/* vmem_resize() on rounded sizes, with the quantum cache of @oldsize (if any) locked. */
+static int vmem_resize_arena(vmem_t *vm, uintptr_t addr, size_t oldsize, size_t newsize)
+{
+	struct vmem_release_list rel = { 0 };
+	vmem_seg_t *vs;
+	int rc = 0;
+
+	pthread_mutex_lock(&vm->vm_lock);
+	/* A shrink may need a tag for the tail: had before anything changes (section 9). */
+	if (newsize < oldsize && vmem_reserve_locked(vm, 1) != 0) {
+		pthread_mutex_unlock(&vm->vm_lock);
+		return -ENOMEM;
+	}
+	vs = vmem_resize_lookup_locked(vm, addr, oldsize);
+	if (vs == NULL)
+		rc = -EINVAL;
+	else if (newsize > oldsize)
+		rc = vmem_grow_locked(vm, vs, newsize - oldsize);
+	else if (newsize < oldsize)
+		vmem_shrink_locked(vm, vs, oldsize - newsize);
+	vmem__free_unlock(vm, &rel);
+	return rc;
+}
+
+int vmem_resize(vmem_t *vm, uintptr_t addr, size_t oldsize, size_t newsize)
+{
+	struct vmem_qcache *qc = NULL;
+	size_t rold, rnew;
+	int rc;
+
+	if (vm == NULL || !vmem_round(vm, oldsize, &rold)) {
+		vmem__report("vmem_resize(arena '%s'): bad resize of [%#lx, +%#zx): %s",
+			     vm ? vm->vm_name : "(null)", (unsigned long)addr, oldsize,
+			     vm ? "bad size" : "NULL arena");
+		return -EINVAL;
+	}
+	if (!vmem_round(vm, newsize, &rnew))
+		return newsize == 0 ? -EINVAL : -ENOMEM;
+	/*
+	 * A range held in a quantum cache is an ALLOC segment but free: resizing it is a
+	 * use after free. The cache's lock is held across the check and the resize, as
+	 * vmem__qcache_free() does, so a racing free cannot cache it in between.
+	 */
+	if (rold <= vm->vm_qcache_max) {
+		qc = &vm->vm_qcache[rold / vm->vm_quantum - 1];
+		pthread_mutex_lock(&qc->qc_lock);
+		for (unsigned i = 0; i < qc->qc_count; i++) {
+			if (qc->qc_addr[i] != addr)
+				continue;
+			pthread_mutex_unlock(&qc->qc_lock);
+			vmem__report("vmem_resize(arena '%s'): bad resize of [%#lx, +%#zx): "
+				     "already free (held in the quantum cache)", vm->vm_name,
+				     (unsigned long)addr, rold);
+			return -EINVAL;
+		}
+	}
+	rc = vmem_resize_arena(vm, addr, rold, rnew);
+	if (qc != NULL)
+		pthread_mutex_unlock(&qc->qc_lock);
+	if (rc == 0 && rold != rnew)
+		vmem__debug_check(vm);
+	return rc;
 }
 
 /* ---- arenas ----------------------------------------------------------------------- */

@@ -173,6 +173,27 @@ void vmem_xfree(vmem_t *vm, uintptr_t addr, size_t size);
 int vmem_free_checked(vmem_t *vm, uintptr_t addr, size_t size);
 
 /**
+ * vmem_resize() - grow or shrink an allocated range in place.
+ * @vm: the arena.
+ * @addr: the start returned by the allocation.
+ * @oldsize: its current size (as passed to the allocation or the last resize).
+ * @newsize: the size wanted, non-zero; both are rounded up to the quantum.
+ *
+ * Growing takes the start of the free segment right after the range, which must be in
+ * the same span and hold at least @newsize - @oldsize; the range keeps its start, so
+ * it is freed later with vmem_free(@addr, @newsize). Shrinking gives the tail back as
+ * free (it coalesces with a free segment after it). O(1) apart from the free-list
+ * updates; never imports, never moves the range. A range that is not allocated, has
+ * another size or sits in a quantum cache is reported on stderr as vmem_free() does.
+ *
+ * Context: takes @vm's lock (and the quantum cache lock of @oldsize); a shrink may
+ * map memory from the OS for one boundary tag.
+ * Return: 0 (also when the rounded sizes are equal); -EINVAL for a bad range (reported,
+ * nothing changed) or @newsize 0; -ENOMEM when the segment after the range is not free
+ * or too small, or a shrink cannot get its boundary tag (the arena is unchanged).
+ */
+int vmem_resize(vmem_t *vm, uintptr_t addr, size_t oldsize, size_t newsize);
+/**
  * vmem_size() - bytes (units of the arena's integers) allocated and/or free.
  * @vm: the arena.
  * @typemask: VMEM_ALLOC, VMEM_FREE or both (the total of the arena's spans).

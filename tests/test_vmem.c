@@ -1,8 +1,9 @@
 /*
  * test_vmem: unit tests of the vmem range allocator, one per function and constraint:
  * arguments, address 0, the top of the address space, coalescing, the fit policies,
- * vmem_xalloc's constraints, bad frees, importing through three stacked arenas, the
- * boundary-tag reserve failing (fault-injection builds only), quantum caches, hash growth, vmem_destroy.
+ * vmem_xalloc's constraints, bad frees, vmem_resize, importing through three stacked
+ * arenas, the boundary-tag reserve failing (fault-injection builds only), quantum
+ * caches, hash growth, vmem_destroy.
  */
 #include "mdt.h"
 #include "fault.h"
@@ -251,6 +252,131 @@ START_TEST(test_bad_free_reported_nothing_changed)
 	vmem_destroy(vm);
 }
 END_TEST
+
+/* ---- vmem_resize -------------------------------------------------------------------- */
+
+START_TEST(test_resize_grow_and_shrink)
+{
+	vmem_t *vm = arena(0, 16, 0);
+	uintptr_t a = must_alloc(vm, 2 * Q, 0), b, x;
+
+	/* grows into the free segment after it; the start stays */
+	ck_assert_int_eq(vmem_resize(vm, a, 2 * Q, 5 * Q), 0);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 5 * Q);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	b = must_alloc(vm, Q, 0);
+	ck_assert_uint_eq(b, 5 * Q);
+	/* the next segment is allocated: no room, nothing changed */
+	ck_assert_int_eq(vmem_resize(vm, a, 5 * Q, 6 * Q), -ENOMEM);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 6 * Q);
+	/* shrink with an allocated neighbour: the tail becomes a free segment of its own */
+	ck_assert_int_eq(vmem_resize(vm, a, 5 * Q, 3 * Q), 0);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	ck_assert_int_eq(vmem_xalloc(vm, 2 * Q, 0, 0, 0, 3 * Q, 5 * Q, 0, &x), 0);
+	ck_assert_uint_eq(x, 3 * Q);
+	vmem_free(vm, x, 2 * Q);
+	/* grow consuming the free segment exactly (its tag goes), then shrink into a free one */
+	ck_assert_int_eq(vmem_resize(vm, a, 3 * Q, 5 * Q), 0);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	vmem_free(vm, b, Q);
+	ck_assert_int_eq(vmem_resize(vm, a, 5 * Q, Q), 0);	/* joins the free segment after */
+	ck_assert_int_eq(vmem_check(vm), 0);
+	/* rounding: sizes are quanta, equal rounded sizes change nothing */
+	ck_assert_int_eq(vmem_resize(vm, a, Q - 1, Q), 0);
+	ck_assert_int_eq(vmem_resize(vm, a, Q, 16 * Q), 0);	/* the whole span */
+	ck_assert_int_eq(vmem_resize(vm, a, 16 * Q, 17 * Q), -ENOMEM);	/* past the span */
+	ck_assert_int_eq(vmem_resize(vm, a, 16 * Q, 0), -EINVAL);
+	vmem_free(vm, a, 16 * Q);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 0);
+	ck_assert_int_eq(vmem_alloc(vm, 16 * Q, 0, &x), 0);		/* one segment again */
+	vmem_free(vm, x, 16 * Q);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	vmem_destroy(vm);
+}
+END_TEST
+
+START_TEST(test_resize_not_across_spans)
+{
+	vmem_t *vm = arena(0, 4, 0);
+	uintptr_t a = must_alloc(vm, 4 * Q, 0);
+
+	/* an adjacent span is free but is another span: no growing into it */
+	ck_assert_int_eq(vmem_add(vm, 4 * Q, 4 * Q, 0), 0);
+	ck_assert_int_eq(vmem_resize(vm, a, 4 * Q, 5 * Q), -ENOMEM);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 4 * Q);
+	/* a shrink at the end of its span makes a free segment there */
+	ck_assert_int_eq(vmem_resize(vm, a, 4 * Q, 3 * Q), 0);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	ck_assert_int_eq(vmem_resize(vm, a, 3 * Q, 4 * Q), 0);
+	vmem_free(vm, a, 4 * Q);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	vmem_destroy(vm);
+}
+END_TEST
+
+START_TEST(test_resize_bad_reported_nothing_changed)
+{
+	vmem_t *vm = arena(0x100000, 16, 2);
+	uintptr_t a = must_alloc(vm, 4 * Q, 0), c = must_alloc(vm, Q, 0);
+	struct capture cap;
+	const char *msg;
+
+	capture_begin(&cap);
+	ck_assert_int_eq(vmem_resize(vm, a, 3 * Q, 5 * Q), -EINVAL);	/* wrong size */
+	msg = capture_end(&cap);
+	ck_assert_ptr_nonnull(strstr(msg, "vmem_resize(arena 'test'): bad resize of [0x100000"));
+	ck_assert_ptr_nonnull(strstr(msg, "allocated with size 0x4000"));
+	capture_begin(&cap);
+	ck_assert_int_eq(vmem_resize(vm, a + Q, Q, 2 * Q), -EINVAL);	/* interior */
+	ck_assert_ptr_nonnull(strstr(capture_end(&cap), "not an allocated range"));
+	ck_assert_int_eq(vmem_resize(vm, 0x100000 + 10 * Q, Q, 2 * Q), -EINVAL);	/* free */
+	ck_assert_int_eq(vmem_resize(NULL, a, Q, 2 * Q), -EINVAL);
+	ck_assert_int_eq(vmem_resize(vm, a, 0, Q), -EINVAL);
+	/* a range in a quantum cache is free: resizing it is reported */
+	vmem_free(vm, c, Q);
+	capture_begin(&cap);
+	ck_assert_int_eq(vmem_resize(vm, c, Q, 2 * Q), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(capture_end(&cap), "quantum cache"));
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 4 * Q);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	/* a live small range resizes, and is then freed (into its new cache) by its new size */
+	c = must_alloc(vm, Q, 0);
+	ck_assert_int_eq(vmem_resize(vm, c, Q, 2 * Q), 0);
+	ck_assert_int_eq(vmem_free_checked(vm, c, Q), -EINVAL);
+	ck_assert_int_eq(vmem_free_checked(vm, c, 2 * Q), 0);
+	ck_assert_int_eq(vmem_free_checked(vm, a, 4 * Q), 0);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 0);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	vmem_destroy(vm);
+}
+END_TEST
+
+#ifdef MEMDESC_FAULT_INJECTION
+START_TEST(test_resize_shrink_without_tag)
+{
+	vmem_t *vm = arena(0, 4096, 0);
+	size_t count = 0;
+	uintptr_t a = must_alloc(vm, 4 * Q, 0), b = must_alloc(vm, 2 * Q, 0), x;
+	int rc;
+
+	/* drain the reserve: one-quantum allocations at the head each take a tag */
+	fault_arm(FAULT_VMEM_TAG, 1, 1);
+	while (vmem_alloc(vm, Q, 0, &x) == 0)
+		ck_assert_uint_lt(++count, 1000);
+	/* an allocation needs two tags: one may be left, which this shrink of b takes */
+	fault_arm(FAULT_VMEM_TAG, 1, 1);
+	rc = vmem_resize(vm, b, 2 * Q, Q);
+	ck_assert(rc == 0 || rc == -ENOMEM);
+	/* the block after a is allocated, so a shrink needs a tag, and none can be had */
+	fault_arm(FAULT_VMEM_TAG, 1, 1);
+	ck_assert_int_eq(vmem_resize(vm, a, 4 * Q, 2 * Q), -ENOMEM);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	ck_assert_int_eq(vmem_free_checked(vm, a, 4 * Q), 0);	/* unchanged */
+	fault_disarm_all();
+	vmem_destroy(vm);
+}
+END_TEST
+#endif /* MEMDESC_FAULT_INJECTION */
 
 /* ---- fit policies ------------------------------------------------------------------ */
 
@@ -787,6 +913,12 @@ static Suite *vmem_suite(void)
 	tcase_add_test(tc, test_alloc_rounds_and_exhausts);
 	tcase_add_test(tc, test_coalesce_both_sides);
 	tcase_add_test(tc, test_bad_free_reported_nothing_changed);
+	tcase_add_test(tc, test_resize_grow_and_shrink);
+	tcase_add_test(tc, test_resize_not_across_spans);
+	tcase_add_test(tc, test_resize_bad_reported_nothing_changed);
+#ifdef MEMDESC_FAULT_INJECTION
+	tcase_add_test(tc, test_resize_shrink_without_tag);
+#endif
 	tcase_add_test(tc, test_bestfit_takes_smallest);
 	tcase_add_test(tc, test_instantfit_next_power_of_two);
 	tcase_add_test(tc, test_nextfit_moves_forward);

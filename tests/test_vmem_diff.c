@@ -2,8 +2,8 @@
  * test_vmem_diff: vmem against a bitmap model.
  *
  * For each fit policy, a seeded sequence of mdt_scaled(1,000,000) operations (vmem_alloc,
- * vmem_xalloc with random align/phase/nocross/minaddr/maxaddr, frees) runs on an arena
- * of one span and on a bitmap of its quanta; the model, the operations and the rules
+ * vmem_xalloc with random align/phase/nocross/minaddr/maxaddr, vmem_resize, frees) runs
+ * on an arena of one span and on a bitmap of its quanta; the model, the operations and the rules
  * every result is checked against are in tests/model/vmem_model.c (shared with the
  * fuzz target fuzz_vmem). Epochs move the span between address 0, an odd base and the
  * top of the address space. vmem_check() runs every 1,000 operations. Replay with
@@ -31,8 +31,12 @@ static void run_policy(int policy, const char *name, uint64_t seed_salt)
 	for (int e = 0; e < EPOCHS; e++) {
 		vmm_begin(r, policy, name, vmm_bases[e]);
 		for (size_t op = 0; op < per_epoch; op++) {
-			if (r->nlive == 0 || mdt_src_below(&src.src, 100) < 52)
+			uint64_t dice = mdt_src_below(&src.src, 100);
+
+			if (r->nlive == 0 || dice < 46)
 				vmm_alloc(r);
+			else if (dice < 58)
+				vmm_resize(r);
 			else
 				vmm_free(r);
 			if (op % 1000 == 999)
@@ -41,8 +45,9 @@ static void run_policy(int policy, const char *name, uint64_t seed_salt)
 		vmm_end(r);
 	}
 	fprintf(stderr, "test_vmem_diff %s (seed %#" PRIx64 "): %" PRIu64 " allocs, %" PRIu64
-		" xallocs, %" PRIu64 " -ENOMEM, %" PRIu64 " frees\n", name, seed, r->st.allocs,
-		r->st.xallocs, r->st.enomem, r->st.frees);
+		" xallocs, %" PRIu64 " -ENOMEM, %" PRIu64 " frees, %" PRIu64 " resizes, %" PRIu64
+		" resize -ENOMEM\n", name, seed, r->st.allocs, r->st.xallocs, r->st.enomem,
+		r->st.frees, r->st.resizes, r->st.resize_enomem);
 	free(r);
 }
 

@@ -30,8 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned op = 0; !fuzz_src_done(&src) && op < MAX_OPS; op++) {
 		uint64_t c = mdt_src_below(&src.src, 100);
 
-		if (r.nlive == 0 || c < 50)
+		if (r.nlive == 0 || c < 45)
 			vmm_alloc(&r);
+		else if (c < 55)
+			vmm_resize(&r);
 		else if (c < 95)
 			vmm_free(&r);
 		else

@@ -303,6 +303,42 @@ static void do_free(vmem_t *vm, struct vmm *m, struct mdt_src *rng, struct vmm_l
 	st->frees++;
 }
 
+/*
+ * vmem_resize of a live range to a random size: a grow must succeed exactly when the
+ * quanta after the range are free in the model (one span: no span boundary inside),
+ * and a shrink always (no tag refill fails here). The start never moves.
+ */
+static void do_resize(vmem_t *vm, struct vmm *m, struct mdt_src *rng, struct vmm_live *live,
+		      size_t nlive, struct vmm_stats *st)
+{
+	struct vmm_live *l = &live[rnd(rng, nlive)];
+	uint64_t newq = 1 + rnd(rng, 2 * l->quanta + 8), q0 = (l->addr - m->base) / VMM_Q;
+	bool fits = true;
+	int rc;
+
+	if (newq > l->quanta) {
+		uint64_t end = q0 + newq;
+
+		for (uint64_t q = q0 + l->quanta; q < end && fits; q++)
+			fits = q < VMM_NQ && !model_used(m, q);
+	}
+	rc = vmem_resize(vm, l->addr, l->quanta * VMM_Q, newq * VMM_Q);
+	if (!fits) {
+		CHECK(rc == -ENOMEM, "grow of %#" PRIx64 " from %" PRIu64 " to %" PRIu64
+		      " quanta: %d, the model has no room", l->addr, l->quanta, newq, rc);
+		st->resize_enomem++;
+		return;
+	}
+	CHECK(rc == 0, "resize of %#" PRIx64 " from %" PRIu64 " to %" PRIu64 " quanta: %d "
+	      "(the model fits it)", l->addr, l->quanta, newq, rc);
+	if (newq > l->quanta)
+		model_set(m, q0 + l->quanta, newq - l->quanta, true);
+	else if (newq < l->quanta)
+		model_set(m, q0 + newq, l->quanta - newq, false);
+	l->quanta = newq;
+	st->resizes++;
+}
+
 const uint64_t vmm_bases[VMM_NBASES] = {
 	0,				/* address 0 */
 	0x12345 * VMM_Q,		/* an odd base: alignment is absolute */
@@ -334,6 +370,11 @@ void vmm_alloc(struct vmm *r)
 void vmm_free(struct vmm *r)
 {
 	do_free(r->vm, r, r->src, r->live, &r->nlive, &r->st);
+}
+
+void vmm_resize(struct vmm *r)
+{
+	do_resize(r->vm, r, r->src, r->live, r->nlive, &r->st);
 }
 
 void vmm_bad_free(struct vmm *r)

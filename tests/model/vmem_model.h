@@ -4,7 +4,7 @@
  * fuzz target fuzz_vmem (choices decoded from the input).
  *
  * A run of operations (vmem_alloc, vmem_xalloc with random align/phase/nocross/
- * minaddr/maxaddr, frees) works on an arena of one span and on the bitmap. Every
+ * minaddr/maxaddr, vmem_resize, frees) works on an arena of one span and on the bitmap. Every
  * result must be free in the model, meet its constraints, and be what the policy's
  * exact rule (vmem.c, section 6) allows:
  *  - the range is the lowest fitting one inside its free segment;
@@ -46,7 +46,7 @@ struct vmm_live {
 };
 
 struct vmm_stats {
-	uint64_t allocs, xallocs, enomem, frees, bad_frees;
+	uint64_t allocs, xallocs, enomem, frees, bad_frees, resizes, resize_enomem;
 };
 
 struct vmm {
@@ -69,6 +69,11 @@ void vmm_begin(struct vmm *r, int policy, const char *name, uint64_t base);
 void vmm_alloc(struct vmm *r);
 /* Free a random live range (nlive > 0). */
 void vmm_free(struct vmm *r);
+/*
+ * vmem_resize of a random live range (nlive > 0) to a random size: it must grow
+ * exactly when the quanta after it are free in the model, and always shrink.
+ */
+void vmm_resize(struct vmm *r);
 /* A free of a range that is not exactly a live one: -EINVAL, nothing changed. */
 void vmm_bad_free(struct vmm *r);
 /* vmem_check() and vmem_size() against the model. */
