@@ -18,6 +18,9 @@
  * Only then does it change anything; each store of a new descriptor over an entry of
  * order k replaces an existing entry and needs no node. On -ENOMEM nothing changed.
  *
+ * folio_resize(f, n) grows or shrinks a folio in place through pages_resize(), then
+ * sets its size and order; only the holder of the one reference may do it.
+ *
  * Reference counts are atomics; folio_put() on a folio whose count is already 0 is
  * reported and does nothing.
  */
@@ -253,6 +256,25 @@ nomem:
 		kmem_cache_free(md_folio_cache, g);
 	}
 	return -ENOMEM;
+}
+
+int folio_resize(struct folio *f, size_t npages)
+{
+	int rc;
+
+	if (!f || npages == 0)
+		return -EINVAL;
+	if (folio_ref_count(f) != 1)
+		return -EBUSY;
+	rc = pages_resize(f->f_pfn, f->f_npages, npages);
+	if (rc)
+		return rc;
+	/* After the pages: a grown folio never names pages that are not its own yet. */
+	f->f_npages = npages;
+	f->f_order = (npages & (npages - 1)) == 0 && (f->f_pfn & (npages - 1)) == 0
+			     ? (unsigned int)(63 - __builtin_clzl(npages))
+			     : FOLIO_ORDER_NONE;
+	return 0;
 }
 
 int md__folio_verify(const struct folio *f, unsigned long index, memdesc_t md)

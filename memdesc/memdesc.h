@@ -135,6 +135,27 @@ void pages_free(unsigned long pfn, size_t npages);
 /** pages_free_checked() - pages_free() that returns 0 or -EINVAL (reported). */
 int pages_free_checked(unsigned long pfn, size_t npages);
 
+/**
+ * pages_resize() - grow or shrink an allocation in place; its first pfn stays.
+ * @pfn: the first pfn of a live allocation (pages_alloc()).
+ * @npages: its number of pages.
+ * @new_npages: the number wanted, > 0.
+ *
+ * Growing takes the pages right after the allocation if they are free in the page
+ * arena and maps them to the allocation's memdesc before returning; shrinking unmaps
+ * the last pages and frees them. Readers (pfn_to_memdesc) of the pages that stay see
+ * the memdesc throughout. The page map ends up as pages_alloc() of @new_npages would
+ * have made it. Free the result with pages_free(@pfn, @new_npages).
+ *
+ * Context: the caller owns the allocation (nobody frees or resizes it concurrently);
+ * takes the page arena's lock; may allocate page-map nodes and a boundary tag.
+ * Return: 0; -EINVAL if [@pfn, @pfn + @npages) is not exactly one live allocation
+ * (reported, nothing changed) or @new_npages is 0; -ENOMEM when it cannot be done in
+ * place (the next pages are not free, a single page of a page block or a piece of a
+ * split folio, metadata could not be had; nothing changed).
+ */
+int pages_resize(unsigned long pfn, size_t npages, size_t new_npages);
+
 /* ----------------------------------------------------------------------------- */
 /* Folios                                                                         */
 /* ----------------------------------------------------------------------------- */
@@ -199,6 +220,17 @@ long folio_ref_count(const struct folio *f);
  * not below its order; -EBUSY if the refcount is not 1; -ENOMEM (nothing changed).
  */
 int folio_split(struct folio *f, unsigned int new_order);
+
+/**
+ * folio_resize() - grow or shrink a folio in place to @npages pages (pages_resize()):
+ * its address stays, its order becomes log2(@npages) if the result is a naturally
+ * aligned power of two, else FOLIO_ORDER_NONE.
+ *
+ * Context: the caller holds the only reference (refcount 1).
+ * Return: 0; -EINVAL for a NULL folio or 0 pages; -EBUSY if the refcount is not 1;
+ * -ENOMEM when it cannot be done in place (the folio is unchanged).
+ */
+int folio_resize(struct folio *f, size_t npages);
 
 /* ----------------------------------------------------------------------------- */
 /* Verification, statistics, giving memory back                                   */

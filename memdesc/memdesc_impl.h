@@ -92,6 +92,12 @@ int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp);
 int md__arena_take(unsigned long pfn, size_t npages);
 /* Give frames back to the page arena. Never allocates. */
 void md__arena_free(unsigned long pfn, size_t npages);
+/*
+ * Resize the page-arena segment [pfn, pfn + npages) in place (vmem_resize): 0, or
+ * -ENOMEM when the pages after it are not free (grow) or no boundary tag can be had
+ * (shrink); nothing changed then. The segment must be exactly an allocation's.
+ */
+int md__arena_resize(unsigned long pfn, size_t npages, size_t new_npages);
 /* Tell the OS it may drop the contents of these frames (they stay mapped). */
 void md__purge_range(unsigned long pfn, size_t npages);
 

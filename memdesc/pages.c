@@ -69,7 +69,27 @@
  *    dirty list is a fixed array; a split piece's record exists from the split; a page
  *    block's map entry is erased, never stored, on the free path.
  *
- * 7. Costs (measured by bench/bench_memdesc.c)
+ * 7. Resizing in place (pages_resize)
+ *    An allocation of two pages or more is exactly one segment of the page arena, so
+ *    vmem_resize() grows it into the free pages after it or gives its tail back. (A
+ *    page of a block and a piece of a split folio have no segment of their own: they
+ *    are never resized in place, -ENOMEM, and the caller moves them.) The page map
+ *    ends up exactly as a fresh pages__publish() of the new run would leave it, so
+ *    freeing still needs no node and the run has at most 2*log2(N) entries:
+ *    - grow: the frames first, then one store of md over the whole new run. Aligned
+ *      blocks nest, so each block of the new run holds whole blocks of the old one;
+ *      readers of the old pages see md throughout and the new ones appear whole. If
+ *      the store finds no node, the frames go back (vmem_resize shrink).
+ *    - shrink: the entry that straddles the cut is split in halves down to the cut
+ *      (xa_split, at most one node each; readers see md), the tail is erased (no
+ *      node), the head is merged back into its canonical blocks (no node: they hold
+ *      whole blocks that are there), and only then the frames of the tail leave the
+ *      allocation, onto the dirty list like any freed range. A split that finds no
+ *      node is undone by the same merge.
+ *    Undoing a grow needs a boundary tag and undoing a shrink page-map nodes: running
+ *    out of both at once is fatal (reported, abort), the one unrecoverable case.
+ *
+ * 8. Costs (measured by bench/bench_memdesc.c)
  *    Metadata per MiB in use: single-page folios about 11 KiB (32-byte folio + 9 bytes
  *    of leaf slot + block share, per page) against Linux's 16 KiB; 2 MiB folios about
  *    50 bytes; a mixed trace under 1 KiB. pfn_to_memdesc() is one XArray walk. A
@@ -963,6 +983,158 @@ void pages_free(unsigned long pfn, size_t npages)
 int pages_free_checked(unsigned long pfn, size_t npages)
 {
 	return md_pages_free(pfn, npages, "pages_free_checked");
+}
+
+/* ---- resizing in place (section 7) -------------------------------------------- */
+
+/*
+ * The entry of the canonical mapping of [pfn, pfn + npages) (the aligned blocks that
+ * md_store() makes, largest first at each step) holding @index: its order, its start
+ * in *@startp. At most 2*log2(npages) steps.
+ */
+static unsigned int md_piece_at(unsigned long pfn, size_t npages, unsigned long index,
+				unsigned long *startp)
+{
+	unsigned long cur = pfn, last = pfn + npages - 1;
+
+	for (;;) {
+		unsigned int order = cur ? (unsigned int)__builtin_ctzl(cur) : 63;
+
+		while (order && ((1UL << order) - 1) > last - cur)
+			order--;
+		if (index - cur <= (1UL << order) - 1) {
+			*startp = cur;
+			return order;
+		}
+		cur += 1UL << order;
+	}
+}
+
+/*
+ * Split the entry of the allocation [pfn, pfn + npages) that straddles @cut (pfn < cut
+ * < pfn + npages) in halves, down to the half that starts at @cut: afterwards no entry
+ * crosses @cut. Each xa_split() needs at most one node. Readers see md throughout.
+ */
+static int md_map_cut(unsigned long pfn, size_t npages, unsigned long cut)
+{
+	unsigned long start;
+	unsigned int order = md_piece_at(pfn, npages, cut, &start);
+
+	while (start != cut) {
+		int rc = xa_split(&md_pagemap, cut, order - 1);
+
+		if (rc)
+			return rc;
+		order--;
+		if (cut - start >= (1UL << order))
+			start += 1UL << order;
+	}
+	return 0;
+}
+
+/*
+ * Store @md over [pfn, pfn + npages), which maps to @md in smaller blocks (after a
+ * cut): each canonical block holds whole blocks that are there, so the store only
+ * merges, needs no node and cannot fail; readers see md at every step.
+ */
+static void md_map_merge(unsigned long pfn, size_t npages, memdesc_t md)
+{
+	void *old = md_store(pfn, npages, xa_mk_value(md));
+
+	if (xa_is_err(old))
+		md__panic("pages_resize: merging pfn %lu npages %zu failed (%d)", pfn, npages,
+			  xa_err(old));
+}
+
+static int md_pages_grow(unsigned long pfn, size_t npages, size_t new_npages, memdesc_t md)
+{
+	void *old;
+
+	if (md__arena_resize(pfn, npages, new_npages))
+		return -ENOMEM;
+	/*
+	 * One store of the whole run: its blocks hold the old ones (aligned blocks nest),
+	 * so readers of the old pages see md at every step, and the new pages appear.
+	 */
+	old = md_store(pfn, new_npages, xa_mk_value(md));
+	if (xa_is_err(old)) {
+		/* No node: the store did nothing. A shrink back needs a tag, which a grow
+		 * just gave back to the arena's reserve unless a racing thread took it. */
+		if (md__arena_resize(pfn, new_npages, npages))
+			md__panic("pages_resize: out of boundary tags and page-map nodes undoing "
+				  "the grow of pfn %lu npages %zu", pfn, npages);
+		return -ENOMEM;
+	}
+	pages__account(memdesc_type(md), (long)(new_npages - npages));
+	return 0;
+}
+
+static int md_pages_shrink(unsigned long pfn, size_t npages, size_t new_npages, memdesc_t md)
+{
+	unsigned long cut = pfn + new_npages;
+	size_t tail = npages - new_npages;
+	void *old;
+
+	if (md_map_cut(pfn, npages, cut)) {
+		md_map_merge(pfn, npages, md);
+		return -ENOMEM;
+	}
+	/* The tail's entries go before its frames do: nobody can be given them mapped. */
+	old = xa_store_range(&md_pagemap, cut, pfn + npages - 1, NULL);
+	if (xa_is_err(old))
+		md__panic("pages_resize: erasing pfn %lu npages %zu failed (%d)", cut, tail,
+			  xa_err(old));
+	md_map_merge(pfn, new_npages, md);
+	pages__account(memdesc_type(md), -(long)tail);
+	if (md__arena_resize(pfn, npages, new_npages)) {
+		/* No boundary tag for the tail: map it again, as it was. */
+		old = md_store(pfn, npages, xa_mk_value(md));
+		if (xa_is_err(old))
+			md__panic("pages_resize: out of boundary tags and page-map nodes undoing "
+				  "the shrink of pfn %lu npages %zu", pfn, npages);
+		pages__account(memdesc_type(md), (long)tail);
+		return -ENOMEM;
+	}
+	/*
+	 * The tail is resident: like any freed range it goes to the dirty list (taken back
+	 * from the arena as a segment of its own). If a racing allocation took part of it
+	 * first, what is left stays free in the arena, unpurged, as in md_dirty_carve().
+	 */
+	if (md__arena_take(cut, tail) == 0)
+		md_dirty_put(&cut, &tail, 1);
+	return 0;
+}
+
+int pages_resize(unsigned long pfn, size_t npages, size_t new_npages)
+{
+	memdesc_t md;
+	int rc = md__init_check();
+
+	if (rc)
+		return rc;
+	if (npages == 0 || new_npages == 0 || pfn >= md_phys.nr_pfns ||
+	    npages > md_phys.nr_pfns - pfn) {
+		md__report("pages_resize: pfn %lu npages %zu -> %zu: outside the frame space or "
+			   "no pages", pfn, npages, new_npages);
+		return -EINVAL;
+	}
+	md = pfn_to_memdesc(pfn);
+	if (!md || !pages__is_allocation(pfn, npages, md)) {
+		md__report("pages_resize: pfn %lu (address %p) npages %zu is not one allocation "
+			   "(memdesc %#lx)", pfn, pfn_to_virt(pfn), npages, (unsigned long)md);
+		return -EINVAL;
+	}
+	if (new_npages == npages)
+		return 0;
+	if (new_npages > md_phys.nr_pfns - pfn)
+		return -ENOMEM;
+	/* A page of a block and a piece of a split folio have no arena segment of their own. */
+	if ((npages == 1 && xa_load(&md_blockmap, pfn >> MD_BLOCK_SHIFT)) ||
+	    xa_load(&md_splitmap, pfn))
+		return -ENOMEM;
+	if (new_npages > npages)
+		return md_pages_grow(pfn, npages, new_npages, md);
+	return md_pages_shrink(pfn, npages, new_npages, md);
 }
 
 /* ---- init, verify, stats ------------------------------------------------------ */

@@ -273,6 +273,22 @@ void md__arena_free(unsigned long pfn, size_t npages)
 	atomic_fetch_sub(&md_phys.arena_pages, npages);
 }
 
+int md__arena_resize(unsigned long pfn, size_t npages, size_t new_npages)
+{
+	int rc = vmem_resize(md_phys.page_arena, pfn, npages, new_npages);
+
+	if (rc == -EINVAL)
+		md__panic("md__arena_resize: page arena refused pfn %lu npages %zu -> %zu", pfn,
+			  npages, new_npages);
+	if (rc)
+		return -ENOMEM;
+	if (new_npages > npages)
+		atomic_fetch_add(&md_phys.arena_pages, new_npages - npages);
+	else
+		atomic_fetch_sub(&md_phys.arena_pages, npages - new_npages);
+	return 0;
+}
+
 void md__purge_range(unsigned long pfn, size_t npages)
 {
 	madvise(pfn_to_virt(pfn), npages << MD_PAGE_SHIFT, MADV_DONTNEED);

@@ -1,11 +1,14 @@
 /*
  * test_memdesc: unit tests of memdesc.h: pfn <-> address, pfn_to_memdesc, pages_alloc
  * and pages_free (alignment, sizes, bad frees reported and nothing changed), folios
- * (orders, any size, refcounts, split), the per-thread page cache, purging, stats.
+ * (orders, any size, refcounts, split), resizing in place (pages_resize, folio_resize),
+ * the per-thread page cache, purging, stats.
  */
 #include "mdt.h"
 #include "memdesc.h"
+#include "memdesc_impl.h"
 #include "slab.h"
+#include "xarray.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -292,6 +295,196 @@ START_TEST(test_folio_put_zero)
 }
 END_TEST
 
+/* ---- resizing in place --------------------------------------------------------- */
+
+/*
+ * The page map of [pfn, pfn + n) is exactly what pages_alloc() of n pages makes: the
+ * aligned blocks taken largest first, one entry each (at most 2*log2(n), one for an
+ * aligned power of two), all holding @md.
+ */
+static void check_canonical(unsigned long pfn, size_t n, memdesc_t md)
+{
+	unsigned long index, cur = pfn, last = pfn + n - 1;
+	size_t entries = 0;
+	void *entry;
+
+	xa_for_each_range(&md_pagemap, index, entry, pfn, last) {
+		unsigned int order = cur ? (unsigned int)__builtin_ctzl(cur) : 63;
+
+		while (order && ((1UL << order) - 1) > last - cur)
+			order--;
+		ck_assert_uint_eq(index, cur);
+		ck_assert(xa_is_value(entry));
+		ck_assert_uint_eq(xa_to_value(entry), md);
+		cur += 1UL << order;
+		entries++;
+	}
+	ck_assert_uint_eq(cur, pfn + n);
+	ck_assert_uint_le(entries, 2 * (size_t)(64 - __builtin_clzl(n)));
+	if ((n & (n - 1)) == 0 && (pfn & (n - 1)) == 0)
+		ck_assert_uint_eq(entries, 1);
+	check_mapped(pfn, n, md);
+}
+
+static void fill(unsigned long pfn, size_t n, unsigned char c)
+{
+	memset(pfn_to_virt(pfn), c, n * MEMDESC_PAGE_SIZE);
+}
+
+static void check_fill(unsigned long pfn, size_t n, unsigned char c)
+{
+	const unsigned char *p = pfn_to_virt(pfn);
+
+	for (size_t i = 0; i < n * MEMDESC_PAGE_SIZE; i += 509)
+		ck_assert_uint_eq(p[i], c);
+}
+
+START_TEST(test_pages_resize)
+{
+	memdesc_t md = raw_md(0, 0, 0);
+	struct memdesc_stats a, b;
+	unsigned long pfn;
+
+	ck_assert_int_eq(pages_alloc(md, 512, 512, &pfn), 0);
+	fix_desc(0, pfn, 512);
+	check_canonical(pfn, 512, md);
+	fill(pfn, 512, 0x3c);
+	/* Shrink: the head keeps its data and its canonical entries, the tail is unmapped. */
+	ck_assert_int_eq(pages_resize(pfn, 512, 3), 0);
+	fix_desc(0, pfn, 3);
+	check_canonical(pfn, 3, md);
+	check_free(pfn + 3, 509);
+	check_fill(pfn, 3, 0x3c);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	/* The tail sits on the dirty list as a range of its own: no growing into it. */
+	memdesc_stats(&a);
+	ck_assert_int_eq(pages_resize(pfn, 3, 4), -ENOMEM);
+	memdesc_stats(&b);
+	ck_assert_uint_eq(a.pages_folio, b.pages_folio);
+	ck_assert_uint_eq(a.pages_arena_alloc, b.pages_arena_alloc);
+	check_canonical(pfn, 3, md);
+	/* Purged, it is free in the arena: the allocation grows in place, page by page too. */
+	memdesc_purge();
+	ck_assert_int_eq(pages_resize(pfn, 3, 100), 0);
+	fix_desc(0, pfn, 100);
+	check_canonical(pfn, 100, md);
+	check_fill(pfn, 3, 0x3c);
+	for (size_t n = 100; n < 300; n++) {
+		ck_assert_int_eq(pages_resize(pfn, n, n + 1), 0);
+		fix_desc(0, pfn, n + 1);
+	}
+	check_canonical(pfn, 300, md);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	/* Back to an aligned power of two: one multi-index entry again. */
+	ck_assert_int_eq(pages_resize(pfn, 300, 512), 0);
+	fix_desc(0, pfn, 512);
+	check_canonical(pfn, 512, md);
+	/* Shrinks at every kind of cut, then the same grows. */
+	for (size_t n = 512, m; n > 1; n = m) {
+		m = n - (n / 3 + 1);	/* >= 1 for n >= 2 */
+		ck_assert_int_eq(pages_resize(pfn, n, m), 0);
+		fix_desc(0, pfn, m);
+		check_canonical(pfn, m, md);
+		check_free(pfn + m, n - m);
+	}
+	ck_assert_int_eq(memdesc_verify(), 0);
+	memdesc_purge();
+	ck_assert_int_eq(pages_resize(pfn, 1, 257), 0);
+	fix_desc(0, pfn, 257);
+	check_canonical(pfn, 257, md);
+	check_fill(pfn, 1, 0x3c);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	ck_assert_int_eq(pages_free_checked(pfn, 257), 0);
+	check_free(pfn, 512);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_pages_resize_bad)
+{
+	memdesc_t md = raw_md(0, 0, 0), one = raw_md(1, 0, 0);
+	struct memdesc_stats a, b;
+	unsigned long pfn, p1;
+
+	ck_assert_int_eq(pages_alloc(md, 10, 1, &pfn), 0);
+	fix_desc(0, pfn, 10);
+	memdesc_stats(&a);
+	ck_assert_int_eq(pages_resize(pfn, 9, 12), -EINVAL);		/* wrong size */
+	ck_assert_int_eq(pages_resize(pfn + 1, 9, 12), -EINVAL);	/* interior */
+	ck_assert_int_eq(pages_resize(pfn, 10, 0), -EINVAL);
+	ck_assert_int_eq(pages_resize(pfn, 0, 3), -EINVAL);
+	ck_assert_int_eq(pages_resize(~0UL - 4, 2, 3), -EINVAL);
+	ck_assert_int_eq(pages_resize(pfn, 10, 10), 0);			/* nothing to do */
+	memdesc_stats(&b);
+	ck_assert_uint_eq(a.pages_folio, b.pages_folio);
+	ck_assert_uint_eq(a.pages_arena_alloc, b.pages_arena_alloc);
+	check_canonical(pfn, 10, md);
+	/* A single page of a page block has no segment of its own: not in place. */
+	ck_assert_int_eq(pages_alloc(one, 1, 1, &p1), 0);
+	fix_desc(1, p1, 1);
+	ck_assert_int_eq(pages_resize(p1, 1, 2), -ENOMEM);
+	check_canonical(p1, 1, one);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	pages_free(p1, 1);
+	ck_assert_int_eq(pages_resize(p1, 1, 2), -EINVAL);		/* freed */
+	ck_assert_int_eq(pages_free_checked(pfn, 10), 0);
+	ck_assert_int_eq(pages_resize(pfn, 10, 20), -EINVAL);		/* freed */
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+START_TEST(test_folio_resize)
+{
+	struct folio *f = folio_alloc_pages(64), *g;
+	unsigned long pfn;
+
+	ck_assert_ptr_nonnull(f);
+	pfn = folio_pfn(f);
+	fill(pfn, 64, 0x11);
+	ck_assert_int_eq(folio_resize(f, 5), 0);
+	ck_assert_uint_eq(folio_nr_pages(f), 5);
+	ck_assert_uint_eq(folio_pfn(f), pfn);
+	ck_assert_uint_eq(folio_order(f), FOLIO_ORDER_NONE);
+	check_canonical(pfn, 5, memdesc_mk(f, MEMDESC_FOLIO));
+	memdesc_purge();
+	ck_assert_int_eq(folio_resize(f, 40), 0);
+	ck_assert_uint_eq(folio_nr_pages(f), 40);
+	check_canonical(pfn, 40, memdesc_mk(f, MEMDESC_FOLIO));
+	check_fill(pfn, 5, 0x11);
+	if ((pfn & 31) == 0) {
+		ck_assert_int_eq(folio_resize(f, 32), 0);
+		ck_assert_uint_eq(folio_order(f), 5);
+		check_canonical(pfn, 32, memdesc_mk(f, MEMDESC_FOLIO));
+		ck_assert_int_eq(folio_resize(f, 40), -ENOMEM);	/* the tail is dirty */
+		ck_assert_uint_eq(folio_nr_pages(f), 32);
+		memdesc_purge();
+		ck_assert_int_eq(folio_resize(f, 40), 0);
+	}
+	ck_assert_int_eq(folio_resize(f, 0), -EINVAL);
+	ck_assert_int_eq(folio_resize(NULL, 3), -EINVAL);
+	folio_get(f);
+	ck_assert_int_eq(folio_resize(f, 3), -EBUSY);
+	folio_put(f);
+	ck_assert_uint_eq(folio_nr_pages(f), 40);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	folio_put(f);
+	check_free(pfn, 40);
+	/* A piece of a split folio is not resized in place. */
+	f = folio_alloc(3);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(folio_split(f, 1), 0);
+	g = virt_to_folio(pfn_to_virt(folio_pfn(f) + 2));
+	ck_assert_int_eq(folio_resize(g, 1), -ENOMEM);
+	ck_assert_int_eq(folio_resize(f, 4), -ENOMEM);
+	ck_assert_uint_eq(folio_nr_pages(f), 2);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	for (unsigned long p = folio_pfn(f) + 2; p < folio_pfn(f) + 8; p += 2)
+		folio_put(virt_to_folio(pfn_to_virt(p)));
+	folio_put(f);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
 START_TEST(test_folio_split)
 {
 	struct folio *f = folio_alloc(6), *g, *pieces[64];
@@ -471,6 +664,9 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_folio_aligned);
 	tcase_add_test(tc, test_folio_put_zero);
 	tcase_add_test(tc, test_folio_split);
+	tcase_add_test(tc, test_pages_resize);
+	tcase_add_test(tc, test_pages_resize_bad);
+	tcase_add_test(tc, test_folio_resize);
 	tcase_add_test(tc, test_pcache_and_purge);
 	tcase_add_test(tc, test_chunks_released);
 	tcase_add_test(tc, test_stats);

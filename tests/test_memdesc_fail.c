@@ -1,9 +1,9 @@
 /*
  * test_memdesc_fail: the recursion and failure paths.
  *
- * A workload (folios of many orders and sizes, a split, objects of a magazine cache and
- * of a no-magazine cache) runs while the OS refuses the N-th chunk map, while vmem
- * refuses the N-th boundary-tag refill, and while the page-map node pool is empty and
+ * A workload (folios of many orders and sizes, a split, folios resized in place, objects
+ * of a magazine cache and of a no-magazine cache) runs while the OS refuses the N-th
+ * chunk map, while vmem refuses the N-th boundary-tag refill, and while the page-map node pool is empty and
  * the N-th node allocation fails, for every N in a range; and with memory exhausted at
  * the limit, so that every cache (the internal ones too) meets a slab boundary with no
  * memory. Every call must return a clean error (NULL and ENOMEM, -ENOMEM with the folio
@@ -158,6 +158,36 @@ static int workload(uint64_t seed)
 			folio_put(g);
 		}
 		break;
+	}
+	/* Shrink the folios of any size to a third in place, then grow them back. */
+	for (int i = 0; i < nf; i++) {
+		size_t n = folio_nr_pages(f[i]), m = n / 3 + 1;
+		unsigned long pfn = folio_pfn(f[i]);
+		memdesc_t md = memdesc_mk(f[i], MEMDESC_FOLIO);
+		int rc;
+
+		if (folio_order(f[i]) != FOLIO_ORDER_NONE)
+			continue;
+		rc = folio_resize(f[i], m);
+		if (rc) {
+			REQ(rc == -ENOMEM);
+			failures++;
+			m = n;
+		}
+		for (int pass = 0; pass < 2; pass++) {
+			REQ(folio_nr_pages(f[i]) == m && folio_pfn(f[i]) == pfn);
+			for (size_t k = 0; k < m; k++)
+				REQ(pfn_to_memdesc(pfn + k) == md);
+			REQ(pfn_to_memdesc(pfn + m) != md);
+			if (pass)
+				break;
+			REQ(((unsigned char *)folio_address(f[i]))[m * MEMDESC_PAGE_SIZE - 1] == 0x77);
+			/* Growing may find the pages taken (-ENOMEM, unchanged): not a failure. */
+			rc = folio_resize(f[i], n);
+			REQ(rc == 0 || rc == -ENOMEM);
+			if (rc == 0)
+				m = n;
+		}
 	}
 	for (int i = 0; i < nf; i++)
 		folio_put(f[i]);

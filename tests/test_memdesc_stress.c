@@ -6,11 +6,18 @@
  * memdesc. Every allocation carries a pattern that its freeing thread checks. No sleeps,
  * no timing assertions: each worker runs a fixed number of operations. Run clean under
  * TSan and ASan.
+ *
+ * test_resize_readers: resizer threads grow and shrink their folios in place
+ * (folio_resize) between a fixed floor and a ceiling, among threads that allocate and
+ * free folios around them, while readers check that every page below each floor maps to
+ * its folio at every moment (a resize never unmaps a page that stays), and the
+ * resizers check that grown pages are mapped when the call returns and shrunk ones not.
  */
 #include "mdt.h"
 #include "memdesc.h"
 #include "slab.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -239,6 +246,147 @@ START_TEST(test_stress)
 }
 END_TEST
 
+#define NRESIZERS 2
+#define RS_FLOOR 24		/* pages a resized folio never goes below */
+#define RS_CEIL 300
+
+static struct {
+	_Atomic(unsigned long) pfn;
+	_Atomic(memdesc_t) md;
+} rs_slot[NRESIZERS];
+static atomic_int rs_done;
+static atomic_ulong rs_reads, rs_grows, rs_shrinks;
+
+static void check_run(unsigned long pfn, size_t n, memdesc_t md)
+{
+	for (size_t k = 0; k < n; k++)
+		REQ(pfn_to_memdesc(pfn + k) == md);
+	REQ(pfn_to_memdesc(pfn + n) != md);
+}
+
+static void *resizer(void *arg)
+{
+	int id = (int)(uintptr_t)arg;
+	struct mdt_rng r;
+	size_t nops = mdt_scaled(20000), n = RS_FLOOR;
+	struct folio *f = folio_alloc_pages(n);
+	unsigned long pfn;
+	memdesc_t md;
+
+	REQ(f != NULL);
+	pfn = folio_pfn(f);
+	md = memdesc_mk(f, MEMDESC_FOLIO);
+	memset(folio_address(f), id + 1, n * MEMDESC_PAGE_SIZE);
+	atomic_store(&rs_slot[id].md, md);
+	atomic_store(&rs_slot[id].pfn, pfn);
+	mdt_rng_init(&r, mdt_seed(4242) + (uint64_t)id);
+	for (size_t op = 0; op < nops; op++) {
+		size_t m = RS_FLOOR + mdt_rng_below(&r, RS_CEIL - RS_FLOOR);
+		int rc;
+
+		if (op % 64 == 63)
+			memdesc_purge();	/* dirty tails back to the arena: room to grow */
+		rc = folio_resize(f, m);
+		REQ(rc == 0 || (rc == -ENOMEM && m > n));
+		if (rc == 0 && m != n) {
+			atomic_fetch_add(m > n ? &rs_grows : &rs_shrinks, 1);
+			if (m > n)
+				memset((char *)folio_address(f) + n * MEMDESC_PAGE_SIZE, id + 1,
+				       (m - n) * MEMDESC_PAGE_SIZE);
+			n = m;
+		}
+		REQ(folio_pfn(f) == pfn && folio_nr_pages(f) == n);
+		check_run(pfn, n, md);
+		REQ(((unsigned char *)folio_address(f))[n * MEMDESC_PAGE_SIZE - 1] == id + 1);
+	}
+	atomic_fetch_add(&rs_done, 1);
+	/* The folio is freed by the test once the readers have stopped. */
+	return f;
+}
+
+static void *rs_reader(void *arg)
+{
+	struct mdt_rng r;
+	unsigned long n = 0;
+
+	mdt_rng_init(&r, (uint64_t)(uintptr_t)arg);
+	while (atomic_load_explicit(&rs_done, memory_order_relaxed) < NRESIZERS || n < 1000) {
+		int id = (int)mdt_rng_below(&r, NRESIZERS);
+		memdesc_t md = atomic_load(&rs_slot[id].md);
+		unsigned long pfn = atomic_load(&rs_slot[id].pfn);
+		memdesc_t seen;
+
+		if (!md)
+			continue;
+		REQ(pfn_to_memdesc(pfn + mdt_rng_below(&r, RS_FLOOR)) == md);
+		/* Above the floor: the folio, nothing, or another well-formed memdesc. */
+		seen = pfn_to_memdesc(pfn + RS_FLOOR + mdt_rng_below(&r, RS_CEIL));
+		REQ(!seen || ((memdesc_type(seen) == MEMDESC_FOLIO ||
+			       memdesc_type(seen) == MEMDESC_SLAB) &&
+			      ((uintptr_t)memdesc_ptr(seen) & 15) == 0 && memdesc_ptr(seen)));
+		n++;
+	}
+	atomic_fetch_add(&rs_reads, n);
+	return NULL;
+}
+
+/* Folios of random sizes come and go around the resized ones. */
+static void *rs_churn(void *arg)
+{
+	struct mdt_rng r;
+	struct folio *held[32] = { NULL };
+
+	mdt_rng_init(&r, (uint64_t)(uintptr_t)arg);
+	while (atomic_load_explicit(&rs_done, memory_order_relaxed) < NRESIZERS) {
+		size_t i = mdt_rng_below(&r, 32);
+
+		if (held[i]) {
+			folio_put(held[i]);
+			held[i] = NULL;
+		} else {
+			held[i] = folio_alloc_pages(1 + mdt_rng_below(&r, 40));
+			REQ(held[i] != NULL);
+		}
+	}
+	for (int i = 0; i < 32; i++)
+		if (held[i])
+			folio_put(held[i]);
+	return NULL;
+}
+
+START_TEST(test_resize_readers)
+{
+	pthread_t rs[NRESIZERS], rd[NREADERS], ch[2];
+	void *f[NRESIZERS];
+	uint64_t seed = mdt_seed(4243);
+	struct memdesc_stats st;
+
+	for (int i = 0; i < NREADERS; i++)
+		REQ(pthread_create(&rd[i], NULL, rs_reader, (void *)(uintptr_t)(seed + i)) == 0);
+	for (int i = 0; i < 2; i++)
+		REQ(pthread_create(&ch[i], NULL, rs_churn, (void *)(uintptr_t)(seed + 10 + i)) == 0);
+	for (int i = 0; i < NRESIZERS; i++)
+		REQ(pthread_create(&rs[i], NULL, resizer, (void *)(uintptr_t)i) == 0);
+	/* A finished resizer's folio stays, still read, until the readers stop. */
+	for (int i = 0; i < NRESIZERS; i++)
+		REQ(pthread_join(rs[i], &f[i]) == 0);
+	for (int i = 0; i < NREADERS; i++)
+		REQ(pthread_join(rd[i], NULL) == 0);
+	for (int i = 0; i < 2; i++)
+		REQ(pthread_join(ch[i], NULL) == 0);
+	for (int i = 0; i < NRESIZERS; i++)
+		folio_put(f[i]);
+	REQ(atomic_load(&rs_reads) >= 2000);
+	/* Both directions happened, in place. */
+	REQ(atomic_load(&rs_grows) > 0 && atomic_load(&rs_shrinks) > 0);
+	memdesc_purge();
+	memdesc_stats(&st);
+	REQ(st.pages_folio == 0);
+	REQ(st.nr_folios == 0);
+	REQ(memdesc_verify() == 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("memdesc_stress");
@@ -246,6 +394,7 @@ int main(void)
 
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_stress);
+	tcase_add_test(tc, test_resize_readers);
 	suite_add_tcase(s, tc);
 	return mdt_run(s);
 }

@@ -1,5 +1,6 @@
 /* memdesc_model: see memdesc_model.h. Moved here from test_memdesc_diff.c, draws unchanged. */
 #include "memdesc_model.h"
+#include "memdesc_impl.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -113,6 +114,7 @@ static void op_alloc(struct mdm *m)
 	struct mdt_src *r = m->src;
 	struct mdm_alloc *a = &m->live[m->nlive];
 	uint64_t how = mdt_src_below(r, 10);
+	size_t align = 1;	/* of the first pfn; 1 page at alignment 1 is a block page */
 
 	memset(a, 0, sizeof(*a));
 	if (how < 5) {
@@ -131,9 +133,10 @@ static void op_alloc(struct mdm *m)
 		REQ((a->f) != NULL);
 		a->kind = MDM_FOLIO;
 	} else {
-		size_t n = rand_pages(r), align = (size_t)1 << mdt_src_below(r, 4);
+		size_t n = rand_pages(r);
 		unsigned long pfn;
 
+		align = (size_t)1 << mdt_src_below(r, 4);
 		a->f = kmem_cache_alloc(m->raw_desc_cache);
 		REQ((a->f) != NULL);
 		REQ((pages_alloc(memdesc_mk(a->f, MEMDESC_FOLIO), n, align, &pfn)) == (0));
@@ -149,6 +152,7 @@ static void op_alloc(struct mdm *m)
 	a->seed = mdt_src_next(r);
 	a->id = m->next_id++;
 	a->refs = 1;
+	a->fixed = a->n == 1 && align == 1;
 	REQ(folio_ref_count(a->f) == 1);
 	model_take(m, a);
 	check_alloc_mapped(a);
@@ -205,6 +209,7 @@ static void op_split(struct mdm *m)
 	piece = (size_t)1 << new_order;
 	model_release(m, &a);
 	m->live[i].n = piece;
+	m->live[i].fixed = true;
 	m->live[i].id = m->next_id++;
 	model_take(m, &m->live[i]);
 	check_alloc_mapped(&m->live[i]);
@@ -222,9 +227,77 @@ static void op_split(struct mdm *m)
 		b->seed = a.seed;
 		b->id = m->next_id++;
 		b->refs = 1;
+		b->fixed = true;
 		model_take(m, b);
 		check_alloc_mapped(b);
 	}
+}
+
+/* Is [pfn, pfn + n) free in the page arena? Takes it and gives it back. */
+static bool arena_free(unsigned long pfn, size_t n)
+{
+	if (md__arena_take(pfn, n))
+		return false;
+	md__arena_free(pfn, n);
+	return true;
+}
+
+static void op_resize(struct mdm *m)
+{
+	struct mdm_alloc *a = &m->live[mdt_src_below(m->src, m->nlive)];
+	size_t n = a->n, want = 1 + mdt_src_below(m->src, 2 * n + 8), keep;
+	int rc;
+
+	want = want > 1024 ? 1024 : want;
+	if (want == n)
+		return;
+	keep = want < n ? want : n;
+	if (a->kind == MDM_FOLIO)
+		rc = folio_resize(a->f, want);
+	else
+		rc = pages_resize(a->pfn, n, want);
+	if (a->refs > 1) {
+		REQ(rc == -EBUSY);
+		check_alloc_mapped(a);
+		return;
+	}
+	if (a->fixed || rc == -ENOMEM) {
+		REQ(rc == -ENOMEM);
+		/*
+		 * Only a grow fails: when the pages after it are not free, or when they are
+		 * in another span of the page arena (spans are whole chunks imported one by
+		 * one, so the run then crosses a chunk boundary).
+		 */
+		if (!a->fixed && (want < n || (arena_free(a->pfn + n, want - n) &&
+					       a->pfn / MD_CHUNK_PAGES ==
+						       (a->pfn + want - 1) / MD_CHUNK_PAGES)))
+			mdt_fail("resize of pfn %lu (%s) from %zu to %zu pages failed in place",
+				 a->pfn, a->kind == MDM_FOLIO ? "folio" : "raw", n, want);
+		check_alloc_mapped(a);
+		return;
+	}
+	REQ(rc == 0);
+	if (want < n) {
+		for (size_t k = want; k < n; k++) {
+			REQ(m->owner[a->pfn + k] == a->id);
+			m->owner[a->pfn + k] = 0;
+		}
+		a->n = want;
+	} else {
+		struct mdm_alloc grown = *a;
+
+		grown.pfn = a->pfn + n;
+		grown.n = want - n;
+		model_take(m, &grown);
+		a->n = want;
+		fill(pfn_to_virt(grown.pfn), grown.n * MEMDESC_PAGE_SIZE, a->seed);
+	}
+	if (a->kind == MDM_RAW)
+		a->f->f_npages = want;
+	check_alloc_mapped(a);
+	for (size_t k = want; k < n; k++)
+		REQ(pfn_to_memdesc(a->pfn + k) != md_of(a));
+	check_fill(pfn_to_virt(a->pfn), keep * MEMDESC_PAGE_SIZE, a->seed);
 }
 
 static void op_obj_alloc(struct mdm *m)
@@ -272,7 +345,10 @@ void mdm_step(struct mdm *m)
 	} else if (x < 70) {
 		if (m->nlive && m->nlive < m->max_live * 32)
 			op_split(m);
-	} else if (x < 85) {
+	} else if (x < 74) {
+		if (m->nlive)
+			op_resize(m);
+	} else if (x < 87) {
 		if (m->nobjs < m->max_objs)
 			op_obj_alloc(m);
 	} else if (m->nobjs) {

@@ -4,7 +4,8 @@
  * PRNG) and the fuzz target fuzz_pages (choices decoded from the input).
  *
  * Operations: folio alloc (power-of-two orders and any size), raw pages_alloc with our
- * own descriptors, frees, folio splits, kmem_cache alloc and free; for the fuzz target
+ * own descriptors, frees, folio splits, resizes in place (folio_resize, pages_resize),
+ * kmem_cache alloc and free; for the fuzz target
  * also folio_get/folio_put and calls that must be refused (bad sizes, bad frees, bad
  * splits). The model keeps the owner of every pfn (no two live allocations may
  * overlap) and every live allocation and object. After each operation,
@@ -12,7 +13,10 @@
  * once freed) and the pages around it are not, and virt_to_folio() finds it. Every
  * byte of every allocation and object is written with a pattern of its own (a
  * function of its seed and address, so split pieces keep theirs) and checked when it
- * is freed. A mismatch calls mdt_fail().
+ * is freed. A resize keeps the pattern of the pages that stay; a grow may fail only
+ * when the pages after the allocation are not all free in the page arena (checked by
+ * taking them) or lie in another chunk, and a shrink never fails. A mismatch calls
+ * mdt_fail().
  *
  * The page allocator is process-wide: a run must free everything it allocated
  * (mdm_end), after which no folio may be left in the process.
@@ -24,6 +28,7 @@
 #include "memdesc.h"
 #include "slab.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +44,8 @@ struct mdm_alloc {
 	uint64_t seed;
 	uint32_t id;
 	long refs;		/* references we hold (folio_get adds one) */
+	bool fixed;		/* a page of a page block or a piece of a split folio: no
+				 * segment of its own, never resized in place */
 };
 
 struct mdm_obj {
