@@ -23,12 +23,14 @@
  *    Above 32 KiB a block is a folio of exactly ceil(n / 4096) pages (vmem allocates
  *    any page count: no rounding to a power of two). 32 KiB is where page rounding
  *    costs at most 4095 / 32769 < 12.5%, the same bound as the classes. realloc
- *    shrinks a large block in place while at least half of it stays used. Growing
- *    moves it: vmem frees only whole segments, so pages taken after a block could not
- *    be freed with it (see the report of issue 5 for the vmem/memdesc hook this needs).
- *    To keep a block grown step by step from being copied at every step, a moved
- *    block gets 1/8 more pages than asked (the same 12.5% bound), so n steps copy
- *    O(log n) times. Freed large blocks up to 32 MiB are kept in a cache of page-count
+ *    resizes a large block in place first (folio_resize, down to vmem_resize): it
+ *    grows into the free pages right after it, or gives back its tail pages when that
+ *    frees more than an eighth of it (the 12.5% bound again). When the pages after it
+ *    are taken (or in another span of the page arena), a shrink keeps the block while
+ *    at least half of it stays used, and a grow moves it; to keep a block grown step
+ *    by step among other blocks from being copied at every step, a moved block gets
+ *    1/8 more pages than asked (the same 12.5% bound), so n steps copy O(log n)
+ *    times. Freed large blocks up to 32 MiB are kept in a cache of page-count
  *    buckets and reused for requests they fit within 25% (the page allocator reuses a
  *    freed range only for exactly the same page count; see "the cache of freed large
  *    blocks" below). Alignments above a page ask the page allocator for aligned pages
@@ -776,6 +778,36 @@ void *md_calloc(size_t n, size_t size)
 	return p;
 }
 
+/*
+ * Resize the large block @blk to @np pages in place (folio_resize): true when done.
+ * A grown block keeps its contents and gets the pages that follow it; a shrunk one
+ * gives its tail pages back to the page allocator at once. Junk fills as a fresh
+ * block's pages and a freed block's would be.
+ */
+static bool md_resize_pages(struct md_block *blk, size_t np)
+{
+	size_t have = folio_nr_pages(blk->folio);
+
+	if (np < have && unlikely(md__opt.junk))
+		memset((char *)blk->p + (np << MD_PAGE_SHIFT_), 0x5a, (have - np) << MD_PAGE_SHIFT_);
+	if (folio_resize(blk->folio, np) != 0) {
+		if (np < have && unlikely(md__opt.junk))
+			memset((char *)blk->p + (np << MD_PAGE_SHIFT_), 0xa5,
+			       (have - np) << MD_PAGE_SHIFT_);
+		return false;
+	}
+	if (np > have) {
+		atomic_fetch_add_explicit(&md_large_pages, np - have, memory_order_relaxed);
+		if (unlikely(md__opt.junk))
+			memset((char *)blk->p + (have << MD_PAGE_SHIFT_), 0xa5,
+			       (np - have) << MD_PAGE_SHIFT_);
+	} else {
+		atomic_fetch_sub_explicit(&md_large_pages, have - np, memory_order_relaxed);
+	}
+	blk->usable = np << MD_PAGE_SHIFT_;
+	return true;
+}
+
 void *md_realloc(void *p, size_t size)
 {
 	struct md_block blk;
@@ -806,14 +838,24 @@ void *md_realloc(void *p, size_t size)
 		size_t np = (size + MD_PAGE - 1) >> MD_PAGE_SHIFT_;
 		size_t have = folio_nr_pages(blk.folio);
 
+		/*
+		 * In place: any grow; a shrink only when it frees more than an eighth of
+		 * the block, so that the slack a moved block got (below) and a cached block's
+		 * extra pages are not given back one step before they are needed.
+		 */
+		if (size <= SIZE_MAX - MD_PAGE && (np > have || have - np > have / 8) &&
+		    md_resize_pages(&blk, np)) {
+			md__leave();
+			return p;
+		}
 		if (size <= SIZE_MAX - MD_PAGE && np <= have && np >= have / 2) {
 			md__leave();
 			return p;
 		}
 		/*
-		 * Growing moves the block (vmem frees only whole segments, so the pages after
-		 * it cannot join its allocation): ask for 1/8 more than needed so that a
-		 * block grown step by step is copied O(log) times, not once per step.
+		 * The pages after the block are taken: it moves, with 1/8 more pages than
+		 * asked, so that a block grown step by step among other blocks is copied
+		 * O(log) times, not once per step.
 		 */
 		if (size <= SIZE_MAX - MD_PAGE && np > have && np <= SIZE_MAX / MD_PAGE / 2) {
 			size_t want = np + np / 8;

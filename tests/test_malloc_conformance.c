@@ -256,6 +256,78 @@ START_TEST(test_realloc_growth_steps)
 }
 END_TEST
 
+/*
+ * A large block resizes in place when the pages after it are free: a shrink that frees
+ * more than an eighth gives the tail back (same pointer), and once the tail is free
+ * again (malloc_trim empties the page allocator's dirty list into its arena) the block
+ * grows back over it, in one step or page by page, keeping its pointer and contents.
+ */
+START_TEST(test_realloc_in_place)
+{
+	unsigned char *p, *q;
+	size_t n;
+
+	md_malloc_trim(0);
+	p = md_malloc(4 * MiB);
+	ck_assert_ptr_nonnull(p);
+	for (size_t i = 0; i < 4 * MiB; i += 1000)
+		p[i] = (unsigned char)(i / 1000);
+	q = md_realloc(p, MiB + 100);
+	ck_assert_ptr_eq(q, p);
+	ck_assert_uint_eq(md_malloc_usable_size(p), 257 * PAGE);
+	/* less than an eighth: the block stays as it is */
+	q = md_realloc(p, MiB - 100);
+	ck_assert_ptr_eq(q, p);
+	ck_assert_uint_eq(md_malloc_usable_size(p), 257 * PAGE);
+	md_malloc_trim(0);
+	q = md_realloc(p, 3 * MiB);
+	ck_assert_ptr_eq(q, p);
+	ck_assert_uint_eq(md_malloc_usable_size(p), 3 * MiB);
+	for (size_t i = 0; i < MiB - 100; i += 1000)
+		ck_assert_uint_eq(p[i], (unsigned char)(i / 1000));
+	memset(p + MiB, 0x6b, 2 * MiB);
+	for (n = 3 * MiB + PAGE; n <= 4 * MiB; n += PAGE) {
+		q = md_realloc(p, n);
+		ck_assert_ptr_eq(q, p);
+		ck_assert_uint_eq(md_malloc_usable_size(p), n);
+		p[n - 1] = 0x6c;
+	}
+	ck_assert_uint_eq(p[0], 0);
+	ck_assert_uint_eq(p[3 * MiB - 1], 0x6b);
+	ck_assert_uint_eq(p[4 * MiB - 1], 0x6c);
+	/* Grown far beyond its neighbours: moved or not, the contents are kept. */
+	q = md_realloc(p, 64 * MiB);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_uint_ge(md_malloc_usable_size(q), 64 * MiB);
+	for (size_t i = 0; i < MiB - 100; i += 1000)
+		ck_assert_uint_eq(q[i], (unsigned char)(i / 1000));
+	ck_assert_uint_eq(q[3 * MiB - 1], 0x6b);
+	ck_assert_uint_eq(q[4 * MiB - 1], 0x6c);
+	q[64 * MiB - 1] = 1;
+	/* A block that cannot grow in place (another block right after it) moves. */
+	md_free(q);
+	md_malloc_trim(0);
+	p = md_malloc(200 * 1024);
+	q = md_malloc(200 * 1024);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(q);
+	memset(p, 0x3e, 200 * 1024);
+	if (q == p + 200 * 1024) {
+		unsigned char *r = md_realloc(p, 400 * 1024);
+
+		ck_assert_ptr_ne(r, p);
+		p = r;
+	} else {
+		p = md_realloc(p, 400 * 1024);
+	}
+	ck_assert_ptr_nonnull(p);
+	for (size_t i = 0; i < 200 * 1024; i += 999)
+		ck_assert_uint_eq(p[i], 0x3e);
+	md_free(p);
+	md_free(q);
+}
+END_TEST
+
 START_TEST(test_aligned_alloc)
 {
 	static const size_t sizes[] = { 0, 1, 15, 16, 17, 100, 4095, 4096, 5000, 32768, 40000,
@@ -379,6 +451,7 @@ int main(void)
 	tcase_add_test(tc, test_realloc_contents);
 	tcase_add_test(tc, test_realloc_inplace_and_failure);
 	tcase_add_test(tc, test_realloc_growth_steps);
+	tcase_add_test(tc, test_realloc_in_place);
 	tcase_add_test(tc, test_aligned_alloc);
 	tcase_add_test(tc, test_alignment_errors);
 	tcase_add_test(tc, test_free_sized_and_trim);
