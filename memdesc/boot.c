@@ -71,9 +71,6 @@ static __thread bool md_initialising;
 static pthread_key_t md_thread_key;
 static __thread bool md_thread_registered;
 
-extern struct kmem_cache *md_node_cache;
-extern struct kmem_cache *md_split_cache;
-extern struct kmem_cache *md_pblock_cache;
 size_t md__pblock_size(void);
 
 /* ---- messages (no allocation: vsnprintf into a stack buffer, write(2)) --------- */

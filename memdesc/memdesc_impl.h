@@ -130,6 +130,9 @@ static inline memdesc_t md__pfn_to_memdesc_rcu(unsigned long pfn)
 	return xa_is_value(e) ? (memdesc_t)xa_to_value(e) : 0;
 }
 extern struct xarray md_splitmap;
+extern struct kmem_cache *md_node_cache;	/* page-map nodes (the pool refills from it) */
+extern struct kmem_cache *md_split_cache;	/* struct md_split: split folio records */
+extern struct kmem_cache *md_pblock_cache;	/* struct md_pblock: 64-page blocks */
 extern const struct xa_node_ops md_node_ops;
 
 int md__pages_init(void);

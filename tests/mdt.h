@@ -17,6 +17,20 @@
 #include <stdint.h>
 #include <stddef.h>
 
+/*
+ * A program that defines MDT_QUIET_ASSERTS before including mdt.h makes passing
+ * ck_assert*() calls silent: Check records each passing one with a write(2) (its last
+ * checkpoint), which dominates loops of many small checks. Failures report as before,
+ * with their values.
+ */
+#ifdef MDT_QUIET_ASSERTS
+#undef ck_assert_msg
+#define ck_assert_msg(expr, ...)                                                       \
+	((expr) ? (void)0                                                              \
+		: _ck_assert_failed(__FILE__, __LINE__, "Assertion '" #expr "' failed",  \
+				    ##__VA_ARGS__))
+#endif
+
 struct mdt_rng {
 	uint64_t s[4];
 };

@@ -4,8 +4,16 @@
  * realloc growth and shrink across the small/large boundary with the contents kept,
  * usable size >= requested size (and the 12.5% waste bound of the size classes),
  * errno values.
+ *
+ * Every allocation is checked in the form of mdt_fault.h: it succeeds, or returns
+ * NULL/ENOMEM with nothing changed (a failed realloc leaves the block as it was) when an
+ * injected fault fired under it. In fault-injection builds the "fault" case runs all of
+ * these workloads as one, again and again, with the N-th crossing of each fault point
+ * failing (mdt_fault_sweep), and checks after each run that nothing leaked.
  */
+#define MDT_QUIET_ASSERTS	/* thousands of checks per run of the fault sweep */
 #include "mdt.h"
+#include "mdt_fault.h"
 #include "md_malloc.h"
 #include "memdesc.h"
 
@@ -15,19 +23,76 @@
 #include <string.h>
 #include <urcu-bp.h>
 
+#ifdef MEMDESC_FAULT_INJECTION
+#include "mdt_fault_memdesc.h"
+#endif
+
 #define MiB ((size_t)1 << 20)
 #define PAGE ((size_t)4096)
 
+/*
+ * The largest block the workloads ask for: 64 MiB in the "api" case; the fault sweep
+ * lowers it (see test_fault), since writing and checking every byte of the biggest
+ * blocks is most of a run's time and the paths are the same from a few chunks up.
+ */
+static size_t max_block = 64 * MiB;
+
+/*
+ * The pattern: byte i of a block filled with @seed is seed + 31 i + (i >> 8) (mod 256).
+ * It repeats every 64 KiB, so it is kept for seed 0 in a table and a word of eight bytes
+ * is made by adding the seed to each byte without carries (the fault sweep writes and
+ * checks many megabytes: a byte loop was most of a run's time).
+ */
+static uint64_t pattern0[(64 << 10) / 8];
+
+static inline uint64_t add_bytes(uint64_t a, uint64_t b)
+{
+	const uint64_t high = 0x8080808080808080ull;
+
+	return ((a & ~high) + (b & ~high)) ^ ((a ^ b) & high);
+}
+
+static inline unsigned char pattern_byte(size_t i, unsigned seed)
+{
+	return (unsigned char)(seed + i * 31 + (i >> 8));
+}
+
+static uint64_t pattern_word(size_t i, unsigned seed)
+{
+	if (!pattern0[1]) {
+		for (size_t k = 0; k < sizeof(pattern0); k++)
+			((unsigned char *)pattern0)[k] = pattern_byte(k, 0);
+	}
+	return add_bytes(pattern0[(i / 8) % (sizeof(pattern0) / 8)],
+			 0x0101010101010101ull * (unsigned char)seed);
+}
+
 static void fill(unsigned char *p, size_t n, unsigned seed)
 {
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)(seed + i * 31 + (i >> 8));
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w = pattern_word(i, seed);
+
+		memcpy(p + i, &w, 8);
+	}
+	for (; i < n; i++)
+		p[i] = pattern_byte(i, seed);
 }
 
 static int check(const unsigned char *p, size_t n, unsigned seed)
 {
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != (unsigned char)(seed + i * 31 + (i >> 8)))
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w = pattern_word(i, seed), got;
+
+		memcpy(&got, p + i, 8);
+		if (got != w)
+			return 0;
+	}
+	for (; i < n; i++)
+		if (p[i] != pattern_byte(i, seed))
 			return 0;
 	return 1;
 }
@@ -55,24 +120,26 @@ static void touch(unsigned char *p, size_t n)
 		ck_assert_int_eq(p[n - 1], 2);
 }
 
-START_TEST(test_malloc_sizes)
+static void wl_malloc_sizes(void)
 {
 	/* Every size up to 2 pages, then each power of two and its neighbours to 64 MiB. */
 	for (size_t n = 0; n <= 2 * PAGE; n++) {
-		unsigned char *p = md_malloc(n);
+		unsigned char *p;
 
-		ck_assert_ptr_nonnull(p);
+		if (!MDT_ALLOC_OK(p, md_malloc(n)))
+			continue;
 		ck_assert_uint_eq((uintptr_t)p % 16, 0);
 		ck_assert_uint_ge(md_malloc_usable_size(p), n);
 		touch(p, n);
 		md_free(p);
 	}
-	for (size_t n = 2 * PAGE; n <= 64 * MiB; n *= 2) {
+	for (size_t n = 2 * PAGE; n <= max_block; n *= 2) {
 		for (size_t d = 0; d < 3; d++) {
 			size_t sz = n - 1 + d;
-			unsigned char *p = md_malloc(sz);
+			unsigned char *p;
 
-			ck_assert_ptr_nonnull(p);
+			if (!MDT_ALLOC_OK(p, md_malloc(sz)))
+				continue;
 			ck_assert_uint_eq((uintptr_t)p % 16, 0);
 			ck_assert_uint_ge(md_malloc_usable_size(p), sz);
 			touch(p, sz);
@@ -80,14 +147,17 @@ START_TEST(test_malloc_sizes)
 		}
 	}
 }
-END_TEST
 
-START_TEST(test_class_waste)
+static void wl_class_waste(void)
 {
 	/* Usable size of every small size, and of large sizes: within 12.5% above 128. */
 	for (size_t n = 1; n <= 4 * MD_SMALL_MAX; n += (n < MD_SMALL_MAX + 64 ? 1 : 97)) {
-		void *p = md_malloc(n);
-		size_t u = md_malloc_usable_size(p);
+		void *p;
+		size_t u;
+
+		if (!MDT_ALLOC_OK(p, md_malloc(n)))
+			continue;
+		u = md_malloc_usable_size(p);
 
 		ck_assert_uint_ge(u, n);
 		if (n > 128)
@@ -97,14 +167,17 @@ START_TEST(test_class_waste)
 		md_free(p);
 	}
 }
-END_TEST
 
-START_TEST(test_malloc_zero_unique)
+static void wl_malloc_zero_unique(void)
 {
-	void *a = md_malloc(0), *b = md_malloc(0);
+	void *a, *b;
 
-	ck_assert_ptr_nonnull(a);
-	ck_assert_ptr_nonnull(b);
+	if (!MDT_ALLOC_OK(a, md_malloc(0)))
+		return;
+	if (!MDT_ALLOC_OK(b, md_malloc(0))) {
+		md_free(a);
+		return;
+	}
 	ck_assert_ptr_ne(a, b);
 	md_free(a);
 	md_free(b);
@@ -112,9 +185,9 @@ START_TEST(test_malloc_zero_unique)
 	md_free_sized(NULL, 0);
 	ck_assert_uint_eq(md_malloc_usable_size(NULL), 0);
 }
-END_TEST
 
-START_TEST(test_enomem)
+/* Requests no allocator can satisfy: ENOMEM with or without injected faults. */
+static void wl_enomem(void)
 {
 	errno = 0;
 	ck_assert_ptr_null(md_malloc(SIZE_MAX));
@@ -144,66 +217,75 @@ START_TEST(test_enomem)
 	ck_assert_ptr_null(md_valloc((size_t)1 << 50));
 	ck_assert_int_eq(errno, ENOMEM);
 }
-END_TEST
 
-START_TEST(test_calloc)
+static void wl_calloc(void)
 {
-	for (size_t n = 1; n <= 4 * MiB; n = n * 3 + 1) {
-		unsigned char *p = md_malloc(n);
+	unsigned char *p;
 
-		memset(p, 0xff, n);
-		md_free(p);
-		p = md_calloc(n, 1);
-		ck_assert_ptr_nonnull(p);
-		ck_assert_msg(all_zero(p, n), "calloc(%zu, 1) not zeroed", n);
-		md_free(p);
-		p = md_calloc(1, n);
-		ck_assert_ptr_nonnull(p);
-		ck_assert_int_eq(p[n - 1], 0);
-		md_free(p);
+	for (size_t n = 1; n <= 4 * MiB && n <= max_block; n = n * 3 + 1) {
+		if (MDT_ALLOC_OK(p, md_malloc(n))) {
+			memset(p, 0xff, n);
+			md_free(p);
+		}
+		if (MDT_ALLOC_OK(p, md_calloc(n, 1))) {
+			ck_assert_msg(all_zero(p, n), "calloc(%zu, 1) not zeroed", n);
+			md_free(p);
+		}
+		if (MDT_ALLOC_OK(p, md_calloc(1, n))) {
+			ck_assert_int_eq(p[n - 1], 0);
+			md_free(p);
+		}
 	}
-	ck_assert_ptr_nonnull(md_calloc(0, 5) ? (void *)1 : NULL);
+	if (MDT_ALLOC_OK(p, md_calloc(0, 5)))
+		md_free(p);
 }
-END_TEST
 
 /* realloc through sizes crossing the small/large boundary both ways. */
-START_TEST(test_realloc_contents)
+static void wl_realloc_contents(void)
 {
 	static const size_t seq[] = {
 		1, 17, 100, 128, 129, 4000, 32767, 32768, 32769, 40000, 100000, MiB, 40000,
 		32768, 20000, 100, 5, 33000, 3 * MiB, 64 * MiB, 64 * MiB - 1, 70000, 32768, 1,
 	};
-	unsigned char *p = NULL;
+	unsigned char *p = NULL, *q;
 	size_t have = 0;
+	unsigned seed = 0;	/* of p's contents */
 
 	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
-		size_t n = seq[i];
-		unsigned char *q = md_realloc(p, n);
+		size_t n = seq[i] < max_block ? seq[i] : max_block - seq[i] % 2;
 		size_t keep = have < n ? have : n;
 
-		ck_assert_ptr_nonnull(q);
+		if (!MDT_ALLOC_OK(q, md_realloc(p, n))) {
+			ck_assert_msg(check(p, have, seed), "step %zu: failed realloc lost data", i);
+			continue;
+		}
 		ck_assert_uint_eq((uintptr_t)q % 16, 0);
 		ck_assert_uint_ge(md_malloc_usable_size(q), n);
-		ck_assert_msg(check(q, keep, (unsigned)i - 1), "step %zu: %zu -> %zu lost data",
-			      i, have, n);
-		fill(q, n, (unsigned)i);
+		ck_assert_msg(check(q, keep, seed), "step %zu: %zu -> %zu lost data", i, have, n);
+		seed = (unsigned)i;
+		fill(q, n, seed);
 		p = q;
 		have = n;
 	}
 	/* realloc(p, 0) frees and returns NULL (glibc). */
 	ck_assert_ptr_null(md_realloc(p, 0));
 }
-END_TEST
 
-START_TEST(test_realloc_inplace_and_failure)
+static void wl_realloc_inplace_and_failure(void)
 {
-	unsigned char *p = md_malloc(100), *q;
+	unsigned char *p, *q, *r;
+
+	if (!MDT_ALLOC_OK(p, md_malloc(100)))
+		return;
 
 	/* Same class: stays. */
 	ck_assert_ptr_eq(md_realloc(p, 110), p);
 	ck_assert_ptr_eq(md_realloc(p, 100), p);
 	/* A large block shrinking a little stays. */
-	q = md_malloc(1 * MiB);
+	if (!MDT_ALLOC_OK(q, md_malloc(1 * MiB))) {
+		md_free(p);
+		return;
+	}
 	fill(q, MiB, 7);
 	ck_assert_ptr_eq(md_realloc(q, MiB - 3 * PAGE), q);
 	ck_assert(check(q, MiB - 3 * PAGE, 7));
@@ -219,32 +301,31 @@ START_TEST(test_realloc_inplace_and_failure)
 	ck_assert_ptr_null(md_reallocarray(q, SIZE_MAX / 4, 8));
 	ck_assert_int_eq(errno, ENOMEM);
 	ck_assert(check(q, MiB - 3 * PAGE, 7));
-	q = md_reallocarray(q, 3, MiB);
-	ck_assert_ptr_nonnull(q);
+	if (MDT_ALLOC_OK(r, md_reallocarray(q, 3, MiB)))
+		q = r;
 	ck_assert(check(q, MiB - 3 * PAGE, 7));
 	md_free(q);
 	/* realloc(NULL, n) is malloc. */
-	q = md_realloc(NULL, 50);
-	ck_assert_ptr_nonnull(q);
-	md_free(q);
-	q = md_reallocarray(NULL, 10, 10);
-	ck_assert_ptr_nonnull(q);
-	ck_assert_uint_ge(md_malloc_usable_size(q), 100);
-	md_free(q);
+	if (MDT_ALLOC_OK(q, md_realloc(NULL, 50)))
+		md_free(q);
+	if (MDT_ALLOC_OK(q, md_reallocarray(NULL, 10, 10))) {
+		ck_assert_uint_ge(md_malloc_usable_size(q), 100);
+		md_free(q);
+	}
 	md_free(p);
 }
-END_TEST
 
 /* Repeated growth by small steps (a vector that grows one page at a time). */
-START_TEST(test_realloc_growth_steps)
+static void wl_realloc_growth_steps(void)
 {
-	unsigned char *p = NULL;
+	unsigned char *p = NULL, *q;
 	size_t n, moves = 0;
 	void *prev = NULL;
 
-	for (n = 40000; n <= 8 * MiB; n += PAGE) {
-		p = md_realloc(p, n);
-		ck_assert_ptr_nonnull(p);
+	for (n = 40000; n <= 8 * MiB && n <= max_block; n += PAGE) {
+		if (!MDT_ALLOC_OK(q, md_realloc(p, n)))
+			break;		/* p is as it was */
+		p = q;
 		p[n - 1] = (unsigned char)n;
 		if (prev && p != prev)
 			moves++;
@@ -254,13 +335,14 @@ START_TEST(test_realloc_growth_steps)
 	ck_assert_uint_lt(moves, 100);
 	md_free(p);
 }
-END_TEST
 
 /*
  * A large block resizes in place when the pages after it are free: a shrink that frees
  * more than an eighth gives the tail back (same pointer), and once the tail is free
  * again (malloc_trim empties the page allocator's dirty list into its arena) the block
  * grows back over it, in one step or page by page, keeping its pointer and contents.
+ * Not in the fault sweep: it asserts where the block lands, and under an injected fault
+ * a resize in place may fail and realloc then moves the block (its fallback).
  */
 START_TEST(test_realloc_in_place)
 {
@@ -328,37 +410,38 @@ START_TEST(test_realloc_in_place)
 }
 END_TEST
 
-START_TEST(test_aligned_alloc)
+static void wl_aligned_alloc(void)
 {
 	static const size_t sizes[] = { 0, 1, 15, 16, 17, 100, 4095, 4096, 5000, 32768, 40000,
 					MiB + 1 };
 
 	for (size_t a = 1; a <= MiB; a *= 2) {
 		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-			size_t n = sizes[i];
-			unsigned char *p;
+			size_t n = sizes[i] < max_block ? sizes[i] : max_block;
+			unsigned char *p, *r;
 			void *q = NULL;
+			int rc;
 
-			p = md_aligned_alloc(a, n);
-			ck_assert_ptr_nonnull(p);
+			if (!MDT_ALLOC_OK(p, md_aligned_alloc(a, n)))
+				continue;
 			ck_assert_msg((uintptr_t)p % a == 0 && (uintptr_t)p % 16 == 0,
 				      "aligned_alloc(%zu, %zu) = %p", a, n, (void *)p);
 			ck_assert_uint_ge(md_malloc_usable_size(p), n);
 			touch(p, n);
 			md_free_aligned_sized(p, a, n);
 
-			p = md_memalign(a, n);
-			ck_assert_ptr_nonnull(p);
+			if (!MDT_ALLOC_OK(p, md_memalign(a, n)))
+				continue;
 			ck_assert_uint_eq((uintptr_t)p % a, 0);
 			ck_assert_uint_ge(md_malloc_usable_size(p), n);
 			/* realloc of an aligned block keeps the contents. */
 			fill(p, n, 3);
-			p = md_realloc(p, n + 100);
+			if (MDT_ALLOC_OK(r, md_realloc(p, n + 100)))
+				p = r;
 			ck_assert(check(p, n, 3));
 			md_free(p);
 
-			if (a >= sizeof(void *)) {
-				ck_assert_int_eq(md_posix_memalign(&q, a, n), 0);
+			if (a >= sizeof(void *) && MDT_ERR_OK(rc, md_posix_memalign(&q, a, n))) {
 				ck_assert_ptr_nonnull(q);
 				ck_assert_uint_eq((uintptr_t)q % a, 0);
 				ck_assert_uint_ge(md_malloc_usable_size(q), n);
@@ -367,9 +450,8 @@ START_TEST(test_aligned_alloc)
 		}
 	}
 }
-END_TEST
 
-START_TEST(test_alignment_errors)
+static void wl_alignment_errors(void)
 {
 	void *q = (void *)0x1234;
 	int saved;
@@ -393,38 +475,40 @@ START_TEST(test_alignment_errors)
 	ck_assert_int_eq(errno, saved);
 	ck_assert_ptr_eq(q, (void *)0x1234);
 	/* memalign rounds a non power of two up (glibc). */
-	q = md_memalign(24, 10);
-	ck_assert_ptr_nonnull(q);
-	ck_assert_uint_eq((uintptr_t)q % 32, 0);
-	md_free(q);
-	q = md_memalign(0, 10);
-	ck_assert_ptr_nonnull(q);
-	md_free(q);
+	if (MDT_ALLOC_OK(q, md_memalign(24, 10))) {
+		ck_assert_uint_eq((uintptr_t)q % 32, 0);
+		md_free(q);
+	}
+	if (MDT_ALLOC_OK(q, md_memalign(0, 10)))
+		md_free(q);
 	/* valloc and pvalloc. */
-	q = md_valloc(1);
-	ck_assert_uint_eq((uintptr_t)q % PAGE, 0);
-	md_free(q);
-	q = md_pvalloc(1);
-	ck_assert_uint_eq((uintptr_t)q % PAGE, 0);
-	ck_assert_uint_ge(md_malloc_usable_size(q), PAGE);
-	md_free(q);
-	q = md_pvalloc(0);
-	ck_assert_ptr_nonnull(q);
-	ck_assert_uint_ge(md_malloc_usable_size(q), PAGE);
-	md_free(q);
-	q = md_pvalloc(PAGE + 1);
-	ck_assert_uint_ge(md_malloc_usable_size(q), 2 * PAGE);
-	md_free(q);
+	if (MDT_ALLOC_OK(q, md_valloc(1))) {
+		ck_assert_uint_eq((uintptr_t)q % PAGE, 0);
+		md_free(q);
+	}
+	if (MDT_ALLOC_OK(q, md_pvalloc(1))) {
+		ck_assert_uint_eq((uintptr_t)q % PAGE, 0);
+		ck_assert_uint_ge(md_malloc_usable_size(q), PAGE);
+		md_free(q);
+	}
+	if (MDT_ALLOC_OK(q, md_pvalloc(0))) {
+		ck_assert_uint_ge(md_malloc_usable_size(q), PAGE);
+		md_free(q);
+	}
+	if (MDT_ALLOC_OK(q, md_pvalloc(PAGE + 1))) {
+		ck_assert_uint_ge(md_malloc_usable_size(q), 2 * PAGE);
+		md_free(q);
+	}
 }
-END_TEST
 
-START_TEST(test_free_sized_and_trim)
+static void wl_free_sized_and_trim(void)
 {
 	struct memdesc_stats st;
 	void *p[64];
 
 	for (int i = 0; i < 64; i++)
-		p[i] = md_malloc((size_t)i * 1000 + 1);
+		if (!MDT_ALLOC_OK(p[i], md_malloc((size_t)i * 1000 + 1)))
+			p[i] = NULL;
 	for (int i = 0; i < 64; i++)
 		md_free_sized(p[i], (size_t)i * 1000 + 1);
 	ck_assert_int_eq(md_malloc_trim(0), 1);
@@ -435,7 +519,75 @@ START_TEST(test_free_sized_and_trim)
 	ck_assert_uint_eq(st.pages_dirty, 0);
 	ck_assert_int_eq(memdesc_verify(), 0);
 }
+
+/* The workloads, in the order the "api" case runs them. */
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} workloads[] = {
+	{ "malloc_sizes", wl_malloc_sizes },
+	{ "class_waste", wl_class_waste },
+	{ "malloc_zero_unique", wl_malloc_zero_unique },
+	{ "enomem", wl_enomem },
+	{ "calloc", wl_calloc },
+	{ "realloc_contents", wl_realloc_contents },
+	{ "realloc_inplace_and_failure", wl_realloc_inplace_and_failure },
+	{ "realloc_growth_steps", wl_realloc_growth_steps },
+	{ "aligned_alloc", wl_aligned_alloc },
+	{ "alignment_errors", wl_alignment_errors },
+	{ "free_sized_and_trim", wl_free_sized_and_trim },
+};
+#define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
+
+/* One Check test per workload (loop tests: _i is the index). */
+START_TEST(test_api)
+{
+	workloads[_i].fn();
+}
 END_TEST
+
+#ifdef MEMDESC_FAULT_INJECTION
+/*
+ * The fault-injection sweep: one run is every workload in turn, each after a
+ * md_malloc_trim() as if in a fresh process (as the "api" case runs them: the large-block
+ * cache may hand out a block up to 25% too big, beyond class_waste's bound); after the
+ * run the malloc layer holds nothing (md_malloc_stats) and mdt_memdesc_check_clean()
+ * finds nothing leaked below it.
+ */
+static void fault_run(void *arg)
+{
+	(void)arg;
+	for (size_t i = 0; i < NWORKLOADS; i++) {
+		md_malloc_trim(0);
+		workloads[i].fn();
+	}
+}
+
+static void fault_clean(void *arg)
+{
+	struct md_malloc_stats ms;
+
+	(void)arg;
+	md_malloc_trim(0);
+	mdt_memdesc_check_clean();
+	md_malloc_stats(&ms);
+	ck_assert_msg(ms.small_in_use == 0 && ms.large_in_use == 0,
+		      "leak: %zu bytes of small blocks, %zu of large ones", ms.small_in_use,
+		      ms.large_in_use);
+}
+
+START_TEST(test_fault)
+{
+	struct mdt_fault_workload w = {
+		.name = "malloc_conformance", .run = fault_run, .clean = fault_clean,
+		.all_below = 60, .max_runs = 90,
+	};
+
+	max_block = 1 * MiB;
+	mdt_fault_sweep(&w);
+}
+END_TEST
+#endif
 
 int main(void)
 {
@@ -443,18 +595,15 @@ int main(void)
 	TCase *tc = tcase_create("api");
 
 	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_malloc_sizes);
-	tcase_add_test(tc, test_class_waste);
-	tcase_add_test(tc, test_malloc_zero_unique);
-	tcase_add_test(tc, test_enomem);
-	tcase_add_test(tc, test_calloc);
-	tcase_add_test(tc, test_realloc_contents);
-	tcase_add_test(tc, test_realloc_inplace_and_failure);
-	tcase_add_test(tc, test_realloc_growth_steps);
+	tcase_add_loop_test(tc, test_api, 0, (int)NWORKLOADS);
 	tcase_add_test(tc, test_realloc_in_place);
-	tcase_add_test(tc, test_aligned_alloc);
-	tcase_add_test(tc, test_alignment_errors);
-	tcase_add_test(tc, test_free_sized_and_trim);
 	suite_add_tcase(s, tc);
+#ifdef MEMDESC_FAULT_INJECTION
+	tc = tcase_create("fault");
+	tcase_set_tags(tc, "fault");
+	tcase_set_timeout(tc, 0);
+	tcase_add_test(tc, test_fault);
+	suite_add_tcase(s, tc);
+#endif
 	return mdt_run(s);
 }

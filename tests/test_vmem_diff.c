@@ -7,9 +7,11 @@
  * every result is checked against are in tests/model/vmem_model.c (shared with the
  * fuzz target fuzz_vmem). Epochs move the span between address 0, an odd base and the
  * top of the address space. vmem_check() runs every 1,000 operations. Replay with
- * MDT_SEED.
+ * MDT_SEED. In fault-injection builds the "fault" case sweeps the tag-refill point over
+ * a short sequence per policy (mdt_fault.h).
  */
 #include "mdt.h"
+#include "mdt_fault.h"
 #include "model/vmem_model.h"
 
 #include <inttypes.h>
@@ -69,6 +71,61 @@ START_TEST(test_diff_nextfit)
 }
 END_TEST
 
+#ifdef MEMDESC_FAULT_INJECTION
+/*
+ * The fault-injection sweep: per policy, an arena (at the base of epoch = policy) and
+ * FAULT_OPS operations of the same mix; clean() frees everything and checks that the
+ * arena is one free segment again and passes vmem_check() (vmm_end).
+ */
+#define FAULT_OPS 3000
+#define NPOL 3
+
+static const int fault_policy[NPOL] = { VMEM_INSTANTFIT, VMEM_BESTFIT, VMEM_NEXTFIT };
+static struct vmm fault_vmm[NPOL];
+static struct mdt_src_rng fault_src;
+static uint64_t fault_seed;
+
+static void fault_run(void *arg)
+{
+	(void)arg;
+	mdt_src_rng_init(&fault_src, fault_seed);
+	for (int i = 0; i < NPOL; i++) {
+		struct vmm *r = &fault_vmm[i];
+
+		vmm_init(r, &fault_src.src);
+		vmm_begin(r, fault_policy[i], "fault", vmm_bases[i]);
+		if (!r->vm)
+			continue;
+		for (size_t op = 0; op < mdt_scaled(FAULT_OPS); op++) {
+			if (r->nlive == 0 || mdt_src_below(&fault_src.src, 100) < 60)
+				vmm_alloc(r);
+			else
+				vmm_free(r);
+		}
+		vmm_check(r);
+	}
+}
+
+static void fault_clean(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < NPOL; i++)
+		vmm_end(&fault_vmm[i]);
+}
+
+START_TEST(test_fault)
+{
+	struct mdt_fault_workload w = {
+		.name = "vmem_diff", .run = fault_run, .clean = fault_clean,
+		.all_below = 300, .max_runs = 400,
+	};
+
+	fault_seed = mdt_seed(0x766d656d64696666ull);
+	mdt_fault_sweep(&w);
+}
+END_TEST
+#endif
+
 int main(void)
 {
 	Suite *s = suite_create("vmem_diff");
@@ -79,5 +136,12 @@ int main(void)
 	tcase_add_test(tc, test_diff_bestfit);
 	tcase_add_test(tc, test_diff_nextfit);
 	suite_add_tcase(s, tc);
+#ifdef MEMDESC_FAULT_INJECTION
+	tc = tcase_create("fault");
+	tcase_set_tags(tc, "fault");
+	tcase_set_timeout(tc, 0);
+	tcase_add_test(tc, test_fault);
+	suite_add_tcase(s, tc);
+#endif
 	return mdt_run(s);
 }

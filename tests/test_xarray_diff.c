@@ -8,9 +8,11 @@
  * target fuzz_xarray). After every operation the affected indices are compared; every
  * CHECK_EVERY operations the whole array is compared (iteration, marked iteration) and
  * xa_verify() runs. The seed is printed; MDT_SEED=<seed> replays a run, MDT_SCALE
- * scales it.
+ * scales it. In fault-injection builds the "fault" case sweeps the node-allocation
+ * point over a short sequence (mdt_fault.h).
  */
 #include "mdt.h"
+#include "mdt_fault.h"
 #include "model/xa_model.h"
 #include "xarray_impl.h"
 
@@ -59,6 +61,63 @@ START_TEST(test_diff)
 }
 END_TEST
 
+#ifdef MEMDESC_FAULT_INJECTION
+/*
+ * The fault-injection sweep over the first FAULT_OPS operations of the same sequence:
+ * FAULT_XA_NODE makes the N-th node allocation of xa_reserve() fail. clean() erases
+ * everything and checks that no node is left, xa_verify() passes and every node the
+ * hook handed out came back after a grace period.
+ */
+#define FAULT_OPS 1500
+
+static struct {
+	struct mdt_src_rng src;
+	struct xat_hook hook;
+	struct xarray xa;
+	struct xam m;
+	uint64_t seed;
+} fault;
+
+static void fault_run(void *arg)
+{
+	(void)arg;
+	mdt_src_rng_init(&fault.src, fault.seed);
+	xat_hook_init(&fault.hook);
+	xa_init_ops(&fault.xa, &fault.hook.ops);
+	xam_init(&fault.m, &fault.xa, &fault.hook, &fault.src.src, MAX_EXTENTS);
+	for (fault.m.opno = 0; fault.m.opno < mdt_scaled(FAULT_OPS); fault.m.opno++)
+		xam_run_op(&fault.m);
+	xam_check_all(&fault.m);
+}
+
+static void fault_clean(void *arg)
+{
+	(void)arg;
+	xam_fini(&fault.m);
+	xa_store_range(&fault.xa, 0, ULONG_MAX, NULL);
+	ck_assert_msg(xa_empty(&fault.xa) && xa_nr_nodes(&fault.xa) == 0, "%lu nodes left",
+		      xa_nr_nodes(&fault.xa));
+	ck_assert_int_eq(xa_verify(&fault.xa), 0);
+	xa_destroy(&fault.xa);
+	xat_rcu_barrier();
+	ck_assert_msg(xat_hook_allocs(&fault.hook) == xat_hook_frees(&fault.hook),
+		      "%ld nodes allocated, %ld freed", xat_hook_allocs(&fault.hook),
+		      xat_hook_frees(&fault.hook));
+}
+
+START_TEST(test_fault)
+{
+	struct mdt_fault_workload w = {
+		.name = XA_CHUNK_SHIFT == 6 ? "xarray_diff" : "xarray_diff_small",
+		.run = fault_run, .clean = fault_clean, .all_below = 300, .max_runs = 400,
+	};
+
+	fault.seed = mdt_seed(20261122);
+	mdt_fault_sweep(&w);
+}
+END_TEST
+#endif
+
 int main(void)
 {
 	Suite *s = suite_create(XA_CHUNK_SHIFT == 6 ? "xarray_diff" : "xarray_diff_small");
@@ -67,5 +126,12 @@ int main(void)
 	tcase_set_timeout(tc, 0);
 	tcase_add_test(tc, test_diff);
 	suite_add_tcase(s, tc);
+#ifdef MEMDESC_FAULT_INJECTION
+	tc = tcase_create("fault");
+	tcase_set_tags(tc, "fault");
+	tcase_set_timeout(tc, 0);
+	tcase_add_test(tc, test_fault);
+	suite_add_tcase(s, tc);
+#endif
 	return mdt_run(s);
 }

@@ -1,5 +1,6 @@
 /* malloc_model: see malloc_model.h. Moved here from test_malloc_diff.c, draws unchanged. */
 #include "malloc_model.h"
+#include "mdt_fault.h"
 #include "md_malloc.h"
 #include "memdesc.h"
 
@@ -95,9 +96,12 @@ static void op_free(struct mmm_block *l, unsigned kind)
 static void op_realloc(struct mmm *m, struct mmm_block *l)
 {
 	size_t n = pick_size(m->src) + 1;
-	unsigned char *q = md_realloc(l->p, n);
+	unsigned char *q;
 
-	CHECK(q != NULL, "realloc failed");
+	if (!MDT_ALLOC_OK(q, md_realloc(l->p, n))) {
+		verify(m, l, l->size);	/* an injected fault: the block is untouched */
+		return;
+	}
 	l->p = q;
 	l->align = 16;
 	if (n < l->size)
@@ -112,30 +116,35 @@ static void op_alloc(struct mmm *m, struct mmm_block *l, unsigned kind)
 {
 	struct mdt_src *r = m->src;
 	size_t n = pick_size(r);
+	bool ok;
+	int rc;
 
 	l->align = 16;
 	l->seed = (uint8_t)mdt_src_next(r);
 	switch (kind % 4) {
 	case 0:
-		l->p = md_malloc(n);
+		ok = MDT_ALLOC_OK(l->p, md_malloc(n));
 		break;
 	case 1:
-		l->p = md_calloc(1 + mdt_src_below(r, 4), n);
-		if (l->p) {
+		ok = MDT_ALLOC_OK(l->p, md_calloc(1 + mdt_src_below(r, 4), n));
+		if (ok) {
 			for (size_t i = 0; i < n; i += 7)
 				CHECK(l->p[i] == 0, "calloc: byte %zu", i);
 		}
 		break;
 	case 2:
 		l->align = (size_t)1 << mdt_src_below(r, 16);
-		l->p = md_aligned_alloc(l->align, n);
+		ok = MDT_ALLOC_OK(l->p, md_aligned_alloc(l->align, n));
 		break;
 	default:
 		l->align = (size_t)1 << (3 + mdt_src_below(r, 11));
-		CHECK(md_posix_memalign((void **)&l->p, l->align, n) == 0, "posix_memalign");
+		ok = MDT_ERR_OK(rc, md_posix_memalign((void **)&l->p, l->align, n));
+		if (!ok)
+			CHECK(l->p == NULL, "posix_memalign failed and changed the pointer");
 		break;
 	}
-	CHECK(l->p != NULL, "allocation of %zu failed", n);
+	if (!ok)
+		return;		/* an injected fault: nothing allocated */
 	l->size = n;
 	fill(l);
 	verify(m, l, n);

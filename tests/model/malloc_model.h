@@ -11,7 +11,9 @@
  * refused (bad alignments, overflowing sizes: NULL and errno, the block untouched) and
  * bad frees (interior pointer, double free, free_sized above the usable size, a
  * pointer not from the heap: reported once each, nothing changed; it needs the
- * option abort=0). A mismatch calls mdt_fail().
+ * option abort=0). Each allocation succeeds, or (fault-injection builds) fails cleanly
+ * under an injected fault with nothing changed (mdt_fault.h). A mismatch calls
+ * mdt_fail().
  *
  * The malloc layer is process-wide: mmm_end() frees every block of the run.
  */

@@ -1,5 +1,6 @@
 /* memdesc_model: see memdesc_model.h. Moved here from test_memdesc_diff.c, draws unchanged. */
 #include "memdesc_model.h"
+#include "mdt_fault.h"
 #include "memdesc_impl.h"
 
 #include <errno.h>
@@ -123,23 +124,27 @@ static void op_alloc(struct mdm *m)
 
 		while (((size_t)1 << (order + 1)) <= n)
 			order++;
-		a->f = folio_alloc(order);
-		REQ((a->f) != NULL);
+		if (!MDT_ALLOC_OK(a->f, folio_alloc(order)))
+			return;		/* an injected fault: nothing allocated */
 		a->kind = MDM_FOLIO;
 		REQ((folio_nr_pages(a->f)) == ((size_t)1 << order));
 		REQ((folio_pfn(a->f) & (((size_t)1 << order) - 1)) == (0));
 	} else if (how < 8) {
-		a->f = folio_alloc_pages(rand_pages(r));
-		REQ((a->f) != NULL);
+		if (!MDT_ALLOC_OK(a->f, folio_alloc_pages(rand_pages(r))))
+			return;
 		a->kind = MDM_FOLIO;
 	} else {
 		size_t n = rand_pages(r);
 		unsigned long pfn;
+		int rc;
 
 		align = (size_t)1 << mdt_src_below(r, 4);
-		a->f = kmem_cache_alloc(m->raw_desc_cache);
-		REQ((a->f) != NULL);
-		REQ((pages_alloc(memdesc_mk(a->f, MEMDESC_FOLIO), n, align, &pfn)) == (0));
+		if (!MDT_ALLOC_OK(a->f, kmem_cache_alloc(m->raw_desc_cache)))
+			return;
+		if (!MDT_RC_OK(rc, pages_alloc(memdesc_mk(a->f, MEMDESC_FOLIO), n, align, &pfn))) {
+			kmem_cache_free(m->raw_desc_cache, a->f);
+			return;
+		}
 		REQ((pfn % align) == (0));
 		a->f->f_pfn = pfn;
 		a->f->f_npages = n;
@@ -191,6 +196,7 @@ static void op_split(struct mdm *m)
 	struct mdm_alloc a = m->live[i];
 	unsigned int order, new_order;
 	size_t piece;
+	int rc;
 
 	if (a.kind != MDM_FOLIO || folio_order(a.f) == FOLIO_ORDER_NONE ||
 	    folio_order(a.f) == 0) {
@@ -205,7 +211,12 @@ static void op_split(struct mdm *m)
 		check_alloc_mapped(&a);
 		return;
 	}
-	REQ((folio_split(a.f, new_order)) == (0));
+	if (!MDT_RC_OK(rc, folio_split(a.f, new_order))) {
+		/* An injected fault: the folio is as it was. */
+		REQ(folio_order(a.f) == order && folio_nr_pages(a.f) == a.n);
+		check_alloc_mapped(&a);
+		return;
+	}
 	piece = (size_t)1 << new_order;
 	model_release(m, &a);
 	m->live[i].n = piece;
@@ -252,6 +263,7 @@ static void op_resize(struct mdm *m)
 	if (want == n)
 		return;
 	keep = want < n ? want : n;
+	mdt_fault_begin();
 	if (a->kind == MDM_FOLIO)
 		rc = folio_resize(a->f, want);
 	else
@@ -266,9 +278,10 @@ static void op_resize(struct mdm *m)
 		/*
 		 * Only a grow fails: when the pages after it are not free, or when they are
 		 * in another span of the page arena (spans are whole chunks imported one by
-		 * one, so the run then crosses a chunk boundary).
+		 * one, so the run then crosses a chunk boundary), or when an injected fault
+		 * fired under it (fault-injection builds), a shrink included.
 		 */
-		if (!a->fixed && (want < n || (arena_free(a->pfn + n, want - n) &&
+		if (!a->fixed && !mdt_fault_fired() && (want < n || (arena_free(a->pfn + n, want - n) &&
 					       a->pfn / MD_CHUNK_PAGES ==
 						       (a->pfn + want - 1) / MD_CHUNK_PAGES)))
 			mdt_fail("resize of pfn %lu (%s) from %zu to %zu pages failed in place",
@@ -306,8 +319,8 @@ static void op_obj_alloc(struct mdm *m)
 	struct kmem_obj_info info;
 
 	o->cache = (int)mdt_src_below(m->src, MDM_NCACHES);
-	o->p = kmem_cache_alloc(m->caches[o->cache]);
-	REQ((o->p) != NULL);
+	if (!MDT_ALLOC_OK(o->p, kmem_cache_alloc(m->caches[o->cache])))
+		return;
 	o->seed = mdt_src_next(m->src);
 	REQ((kmem_obj_info((char *)o->p + cache_size[o->cache] - 1, &info)) == (0));
 	REQ((info.obj) == (o->p));
@@ -379,11 +392,12 @@ void mdm_ref(struct mdm *m)
 /* A descriptor of our own for pages_alloc calls that must fail. */
 static void bad_pages_alloc(struct mdm *m)
 {
-	struct folio *d = kmem_cache_alloc(m->raw_desc_cache);
+	struct folio *d;
 	unsigned long pfn = ~0UL;
 	size_t n = (size_t)mdt_src_below(m->src, 3), align = 1;
 
-	REQ(d != NULL);
+	if (!MDT_ALLOC_OK(d, kmem_cache_alloc(m->raw_desc_cache)))
+		return;
 	if (n)		/* npages 0, or an alignment that is not a power of two */
 		align = 3 + 2 * (size_t)mdt_src_below(m->src, 8);
 	REQ(pages_alloc(memdesc_mk(d, MEMDESC_FOLIO), n, align, &pfn) == -EINVAL);
@@ -509,31 +523,38 @@ void mdm_begin(struct mdm *m)
 	REQ(m->raw_desc_cache != NULL);
 }
 
-void mdm_end(struct mdm *m)
+void mdm_free_all(struct mdm *m)
 {
-	struct memdesc_stats st;
-
 	mdm_sweep(m);
 	REQ((memdesc_verify()) == (0));
 	while (m->nlive)
 		op_free(m);
 	while (m->nobjs)
 		op_obj_free(m);
+	kmem_thread_flush();
 	for (int c = 0; c < MDM_NCACHES; c++) {
 		struct kmem_cache_stats cs;
 
-		kmem_thread_flush();
 		kmem_cache_reap(m->caches[c]);
 		kmem_cache_reap(m->caches[c]);
 		kmem_cache_stats(m->caches[c], &cs);
 		REQ((cs.objs_slab_inuse) == (0));
 		REQ((cs.slabs) == (0));
+		REQ(kmem_cache_verify(m->caches[c]) == 0);
+	}
+	kmem_cache_reap(m->raw_desc_cache);
+	kmem_cache_reap(m->raw_desc_cache);
+}
+
+void mdm_end(struct mdm *m)
+{
+	struct memdesc_stats st;
+
+	mdm_free_all(m);
+	for (int c = 0; c < MDM_NCACHES; c++) {
 		kmem_cache_destroy(m->caches[c]);
 		m->caches[c] = NULL;
 	}
-	kmem_thread_flush();
-	kmem_cache_reap(m->raw_desc_cache);
-	kmem_cache_reap(m->raw_desc_cache);
 	kmem_cache_destroy(m->raw_desc_cache);
 	m->raw_desc_cache = NULL;
 	memdesc_stats(&st);

@@ -15,7 +15,9 @@
  * function of its seed and address, so split pieces keep theirs) and checked when it
  * is freed. A resize keeps the pattern of the pages that stay; a grow may fail only
  * when the pages after the allocation are not all free in the page arena (checked by
- * taking them) or lie in another chunk, and a shrink never fails. A mismatch calls
+ * taking them) or lie in another chunk, and a shrink never fails. Each allocation,
+ * split and grow succeeds, or (fault-injection builds) fails cleanly under an injected
+ * fault with nothing changed (mdt_fault.h). A mismatch calls
  * mdt_fail().
  *
  * The page allocator is process-wide: a run must free everything it allocated
@@ -83,6 +85,8 @@ void mdm_bad(struct mdm *m);
 void mdm_sweep(struct mdm *m);
 /* memdesc_verify() and kmem_cache_verify() of the run's caches. */
 void mdm_verify(struct mdm *m);
+/* Check, free everything; the run's caches are then empty (reaped), not destroyed. */
+void mdm_free_all(struct mdm *m);
 /* Check, free everything, destroy the caches; no folio may be left. */
 void mdm_end(struct mdm *m);
 

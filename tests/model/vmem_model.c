@@ -1,5 +1,6 @@
 /* vmem_model: see vmem_model.h. Moved here from test_vmem_diff.c, draws unchanged. */
 #include "vmem_model.h"
+#include "mdt_fault.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -261,11 +262,16 @@ static void do_alloc(vmem_t *vm, struct vmm *m, struct mdt_src *rng, int policy,
 
 	random_req(rng, m, &r, &rawalign);
 	v = model_judge(m, &r);
+	mdt_fault_begin();
 	if (r.x)
 		rc = vmem_xalloc(vm, r.quanta * VMM_Q, rawalign, r.phase, r.nocross, r.minaddr,
 				 r.maxaddr, flags, &addr);
 	else
 		rc = vmem_alloc(vm, r.quanta * VMM_Q, flags, &addr);
+	if (rc == -ENOMEM && mdt_fault_fired()) {
+		st->enomem++;		/* an injected fault: nothing changed */
+		return;
+	}
 	if (rc == -ENOMEM) {
 		CHECK(!v.any, "-ENOMEM but the model fits %" PRIu64 " quanta (align %#"
 			      PRIx64 " phase %#" PRIx64 " nocross %#" PRIx64 " min %#" PRIx64
@@ -358,8 +364,9 @@ void vmm_begin(struct vmm *r, int policy, const char *name, uint64_t base)
 	r->rotor = -1;
 	r->policy = policy;
 	r->nlive = 0;
-	r->vm = vmem_create(name, base, VMM_NQ * VMM_Q, VMM_Q, NULL, NULL, NULL, 0, 0);
-	CHECK(r->vm != NULL, "vmem_create(%s, %#" PRIx64 ") failed", name, base);
+	/* NULL only if an injected fault made it fail (then the run has no arena). */
+	(void)MDT_ALLOC_OK(r->vm, vmem_create(name, base, VMM_NQ * VMM_Q, VMM_Q, NULL, NULL,
+					      NULL, 0, 0));
 }
 
 void vmm_alloc(struct vmm *r)
@@ -413,6 +420,8 @@ void vmm_end(struct vmm *r)
 {
 	uintptr_t all;
 
+	if (!r->vm)
+		return;
 	while (r->nlive > 0)
 		vmm_free(r);
 	CHECK(vmem_check(r->vm) == 0, "vmem_check failed after freeing everything");

@@ -15,7 +15,8 @@
  *    the rotor is the start of the previous next-fit result, and the search begins
  *    with the free segment containing it (the one its tag coalesced into) or else the
  *    first free segment after it;
- *  - -ENOMEM only when no free segment can hold the request.
+ *  - -ENOMEM only when no free segment can hold the request, or when an injected
+ *    fault (fault-injection builds) made the call fail: the arena is then unchanged.
  * With one span and coalescing, vmem's free segments are exactly the model's maximal
  * free runs, which is what makes these checks exact. The model's arithmetic is done in
  * 128 bits and by stepping candidates, independently of vmem_fit(). A mismatch calls
@@ -63,7 +64,8 @@ struct vmm {
 
 /* Start a run with choices from @src; no arena yet. */
 void vmm_init(struct vmm *r, struct mdt_src *src);
-/* Create the arena of one span of VMM_NQ quanta at @base for fit @policy. */
+/* Create the arena of one span of VMM_NQ quanta at @base for fit @policy (vm stays NULL
+ * if an injected fault made vmem_create fail: the run must then skip this arena). */
 void vmm_begin(struct vmm *r, int policy, const char *name, uint64_t base);
 /* A random allocation (vmem_alloc or vmem_xalloc), checked against the model. */
 void vmm_alloc(struct vmm *r);
@@ -78,7 +80,7 @@ void vmm_resize(struct vmm *r);
 void vmm_bad_free(struct vmm *r);
 /* vmem_check() and vmem_size() against the model. */
 void vmm_check(struct vmm *r);
-/* Free everything, check that one segment is left, destroy the arena. */
+/* Free everything, check that one segment is left, destroy the arena (if any). */
 void vmm_end(struct vmm *r);
 
 #endif /* VMEM_MODEL_H */

@@ -1,5 +1,6 @@
 /* xa_model: see xa_model.h. Moved here from test_xarray_diff.c, draws unchanged. */
 #include "xa_model.h"
+#include "mdt_fault.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -285,17 +286,24 @@ void xam_check_all(struct xam *m)
 }
 
 /* Maybe make the hook fail for the next operation. */
+/*
+ * Maybe make the hook fail for the next operation. Also the start of the operation for
+ * the fault-injection sweeps (mdt_fault.h): a fault injected from here on may fail it.
+ */
 static bool arm_failure(struct xam *m)
 {
+	mdt_fault_begin();
 	if (rnd(m, 100) >= 3)
 		return false;
 	m->hook->budget = (long)rnd(m, 3);
 	return true;
 }
 
-static void disarm(struct xam *m)
+/* End of the operation: true if it may have failed (armed, or a fault was injected). */
+static bool disarm(struct xam *m, bool armed)
 {
 	m->hook->budget = -1;
+	return armed || mdt_fault_fired();
 }
 
 static void op_store(struct xam *m)
@@ -309,7 +317,7 @@ static void op_store(struct xam *m)
 	TRACE("store(%#lx, %p)%s", index, entry, armed ? " armed" : "");
 	old = xa_store(m->xa, index, entry);
 
-	disarm(m);
+	armed = disarm(m, armed);
 	if (armed && xa_is_err(old)) {
 		CHECK(xa_err(old) == -ENOMEM, "store: error %d", xa_err(old));
 	} else {
@@ -344,7 +352,7 @@ static void op_insert(struct xam *m)
 	TRACE("insert(%#lx, %p)%s", index, entry, armed ? " armed" : "");
 	err = xa_insert(m->xa, index, entry);
 
-	disarm(m);
+	armed = disarm(m, armed);
 	if (busy) {
 		CHECK(err == -EBUSY, "insert(%#lx) = %d on an entry", index, err);
 	} else if (armed && err == -ENOMEM) {
@@ -368,7 +376,7 @@ static void op_cmpxchg(struct xam *m)
 	TRACE("cmpxchg(%#lx, %p, %p)%s", index, old, entry, armed ? " armed" : "");
 	got = xa_cmpxchg(m->xa, index, old, entry);
 
-	disarm(m);
+	armed = disarm(m, armed);
 	if (armed && xa_is_err(got)) {
 		CHECK(xa_err(got) == -ENOMEM, "cmpxchg: error %d", xa_err(got));
 	} else {
@@ -392,7 +400,7 @@ static void op_store_order(struct xam *m)
 	TRACE("store_order(%#lx, %u, %p)%s", index, order, entry, armed ? " armed" : "");
 	old = xa_store_order(m->xa, index, order, entry);
 
-	disarm(m);
+	armed = disarm(m, armed);
 	if (armed && xa_is_err(old)) {
 		CHECK(xa_err(old) == -ENOMEM, "store_order: error %d", xa_err(old));
 	} else {
@@ -417,7 +425,7 @@ static void op_store_range(struct xam *m)
 
 	TRACE("store_range(%#lx, %#lx, %p)%s", first, last, entry, armed ? " armed" : "");
 	ret = xa_store_range(m->xa, first, last, entry);
-	disarm(m);
+	armed = disarm(m, armed);
 	if (armed && xa_is_err(ret)) {
 		CHECK(xa_err(ret) == -ENOMEM, "store_range: error %d", xa_err(ret));
 	} else {
@@ -444,7 +452,7 @@ static void op_split(struct xam *m)
 	armed = arm_failure(m);
 	TRACE("split(%#lx, %u)%s", index, new_order, armed ? " armed" : "");
 	err = xa_split(m->xa, index, new_order);
-	disarm(m);
+	armed = disarm(m, armed);
 	if (!x || order <= new_order) {
 		CHECK(err == -EINVAL, "split(%#lx, %u) = %d with no larger entry", index,
 		      new_order, err);

@@ -10,7 +10,8 @@
  * operation is applied to the array and to the model, its result compared, and the
  * affected indices compared afterwards; xam_check_all() compares the whole array
  * (iteration, marked iteration) and runs xa_verify(). Some operations run with the
- * node hook failing (the array must then be unchanged). A mismatch calls mdt_fail().
+ * node hook failing, or meet an injected fault (fault-injection builds): the array must
+ * then be unchanged. A mismatch calls mdt_fail().
  */
 #ifndef XA_MODEL_H
 #define XA_MODEL_H
