@@ -22,10 +22,10 @@
 #define CHECK_EVERY 2000UL
 #define MAX_EXTENTS 65536
 
-START_TEST(test_diff)
+static void diff_run(bool keep)
 {
-	uint64_t seed = mdt_seed(20261122);
-	size_t ops = mdt_scaled(1000000);
+	uint64_t seed = mdt_seed(keep ? 20261130 : 20261122);
+	size_t ops = mdt_scaled(keep ? 500000 : 1000000);
 	/* XA_DIFF_CHECK_EVERY=1 narrows a failure down to the operation that caused it. */
 	const char *every_env = getenv("XA_DIFF_CHECK_EVERY");
 	/* XA_DIFF_TRACE_FROM=<op>: print every operation from that one on. */
@@ -38,8 +38,9 @@ START_TEST(test_diff)
 
 	mdt_src_rng_init(&src, seed);
 	xat_hook_init(&hook);
-	xa_init_ops(&xa, &hook.ops);
+	xa_init_flags(&xa, &hook.ops, keep ? XA_FLAGS_KEEP_NODES : 0);
 	xam_init(&m, &xa, &hook, &src.src, MAX_EXTENTS);
+	m.keep_nodes = keep;
 	if (trace_env && *trace_env)
 		m.trace_from = strtoul(trace_env, NULL, 0);
 	for (m.opno = 0; m.opno < ops; m.opno++) {
@@ -52,12 +53,31 @@ START_TEST(test_diff)
 	/* Everything erased: no node left, every node given back after a grace period. */
 	xa_store_range(&xa, 0, ULONG_MAX, NULL);
 	ck_assert(xa_empty(&xa));
+	if (keep) {
+		/* Only empty nodes may be left, and a prune of everything frees them. */
+		unsigned long left = xa_nr_nodes(&xa);
+
+		ck_assert_uint_eq(xa_prune(&xa, 0, ULONG_MAX), left);
+		ck_assert_int_eq(xa_verify(&xa), 0);
+	}
 	ck_assert_uint_eq(xa_nr_nodes(&xa), 0);
 	xa_destroy(&xa);
 	xat_rcu_barrier();
 	ck_assert_int_eq(xat_hook_allocs(&hook), xat_hook_frees(&hook));
-	fprintf(stderr, "test_xarray_diff: %zu operations, %ld nodes allocated\n", ops,
-		xat_hook_allocs(&hook));
+	fprintf(stderr, "test_xarray_diff%s: %zu operations, %ld nodes allocated\n",
+		keep ? " (keep nodes)" : "", ops, xat_hook_allocs(&hook));
+}
+
+START_TEST(test_diff)
+{
+	diff_run(false);
+}
+END_TEST
+
+/* XA_FLAGS_KEEP_NODES, no marks: the leaf fast path of stores, prunes, xa_load_rcu. */
+START_TEST(test_diff_keep_nodes)
+{
+	diff_run(true);
 }
 END_TEST
 
@@ -125,6 +145,7 @@ int main(void)
 
 	tcase_set_timeout(tc, 0);
 	tcase_add_test(tc, test_diff);
+	tcase_add_test(tc, test_diff_keep_nodes);
 	suite_add_tcase(s, tc);
 #ifdef MEMDESC_FAULT_INJECTION
 	tc = tcase_create("fault");

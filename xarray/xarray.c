@@ -46,7 +46,7 @@
  *
  * 1.5 Invariants (checked by xa_verify, xarray_verify.c).
  *	(a) A node's xa_count is the number of its non-NULL slots (siblings included), and
- *	    no node in the tree is empty.
+ *	    no node in the tree is empty (unless the array has XA_FLAGS_KEEP_NODES).
  *	(b) A child's shift is its parent's minus XA_CHUNK_SHIFT; parent/offset match.
  *	(c) Siblings follow their canonical slot, which holds a non-NULL user entry; a run
  *	    is a power of two long, aligned, and shorter than the node unless the node is
@@ -77,7 +77,8 @@
  * not allocate in a store calls xa_reserve(xa, xa_store_max_nodes(order)) first and
  * makes sure no other writer of the same array consumes the nodes in between.
  * Nodes leave the tree when a store replaces a subtree, when a node empties (it is
- * removed from its parent, recursively), and when the root shrinks. Each operation
+ * removed from its parent, recursively; with XA_FLAGS_KEEP_NODES only when xa_prune()
+ * finds it empty), and when the root shrinks. Each operation
  * chains the nodes it detached and hands the chain to call_rcu once, after dropping
  * the lock; the callback gives them back through xa_node_ops.free. A node never goes
  * back to the reserve: a reader may still be inside it. xa_destroy frees the reserve
@@ -276,8 +277,20 @@ static void xa__freelist_flush(struct xa__freelist *fl)
  */
 void xa_init_ops(struct xarray *xa, const struct xa_node_ops *ops)
 {
+	xa_init_flags(xa, ops, 0);
+}
+
+/**
+ * xa_init_flags() - xa_init_ops() with XA_FLAGS_* behaviour flags.
+ * @xa: the array.
+ * @ops: the node hook, or NULL for the C library (as for xa_init_ops()).
+ * @flags: 0 or XA_FLAGS_KEEP_NODES.
+ * Context: any; nothing may use @xa concurrently.
+ */
+void xa_init_flags(struct xarray *xa, const struct xa_node_ops *ops, unsigned int flags)
+{
 	pthread_mutex_init(&xa->xa_lock, NULL);
-	xa->xa_flags = 0;
+	xa->xa_flags = flags & XA_FLAGS_KEEP_NODES;
 	xa->xa_nr_reserve = 0;
 	xa->xa_head = NULL;
 	xa->xa_ops = ops;
@@ -416,7 +429,12 @@ unsigned long xa_nr_nodes(const struct xarray *xa)
  */
 bool xa_empty(const struct xarray *xa)
 {
-	return xa__head_acquire(xa) == NULL;
+	unsigned long index = 0;
+
+	if (!(xa__flags_load(xa) & XA_FLAGS_KEEP_NODES))
+		return xa__head_acquire(xa) == NULL;
+	/* Empty nodes may be kept: look for an entry. */
+	return xa_find((struct xarray *)xa, &index, ULONG_MAX, XA_PRESENT) == NULL;
 }
 
 /* ---------------------------------------------------------------------------- */
@@ -923,7 +941,7 @@ static void xa__store_piece(struct xarray *xa, struct xa__op *op, unsigned long 
 	else
 		xa__write_slots(xa, op, node, offset, nslots);
 out:
-	if (!op->entry)
+	if (!op->entry && !(xa->xa_flags & XA_FLAGS_KEEP_NODES))
 		xa__delete_empty(xa, op, node);
 }
 
@@ -953,11 +971,11 @@ static void xa__store_locked(struct xarray *xa, struct xa__op *op)
  */
 static int xa__lock_for(struct xarray *xa, struct xa__op *op)
 {
+	xa__lock(xa);
 	for (;;) {
 		unsigned int need;
 		int err;
 
-		xa__lock(xa);
 		need = xa__count_nodes(xa, op);
 		if (need <= xa->xa_nr_reserve)
 			return 0;
@@ -965,7 +983,93 @@ static int xa__lock_for(struct xarray *xa, struct xa__op *op)
 		err = xa_reserve(xa, need);
 		if (err)
 			return err;
+		xa__lock(xa);
 	}
+}
+
+/*
+ * The store that page maps make most: [first, last] inside one bottom node that
+ * exists, each aligned piece of it (xa__piece_order) either all NULL or exactly one
+ * entry of that extent, in an array with no marks set. Then the store needs no node,
+ * moves no subtree, changes no mark and leaves the tree's shape alone (unless the node
+ * empties in an array without XA_FLAGS_KEEP_NODES, or a bottom root is left with one
+ * slot: those go to the general path): write the slots (each canonical slot first, as
+ * xa__write_slots does), fix the count, done. Everything is checked before anything is
+ * written, so false means nothing changed and the general path runs. *@oldp gets the
+ * old entry of the first piece. Lock held.
+ */
+/* xa__piece_order() inside one node: slots @off..@last (offsets), no loop. */
+static inline unsigned int xa__leaf_piece_order(unsigned int off, unsigned int last)
+{
+	unsigned int a = off ? (unsigned int)__builtin_ctz(off) : XA_CHUNK_SHIFT;
+	unsigned int b = 31U - (unsigned int)__builtin_clz(last - off + 1);
+
+	return a < b ? a : b;
+}
+
+static bool xa__store_leaf(struct xarray *xa, struct xa__op *op, void **oldp)
+{
+	void *head = xa->xa_head;
+	unsigned int shift, first = (unsigned int)(op->first & XA_CHUNK_MASK);
+	unsigned int last = (unsigned int)(op->last & XA_CHUNK_MASK), off;
+	int delta = 0;
+	struct xa_node *node;
+
+	*oldp = NULL;
+	if ((op->first >> XA_CHUNK_SHIFT) != (op->last >> XA_CHUNK_SHIFT) ||
+	    (xa->xa_flags & XA__FLAG_MARKS) || !xa__is_node(head))
+		return false;
+	node = xa__to_node(head);
+	shift = node->xa_shift;
+	if ((op->first >> shift) > XA_CHUNK_MASK)
+		return false;
+	while (shift) {
+		void *e = node->xa_slots[(op->first >> shift) & XA_CHUNK_MASK];
+
+		if (!xa__is_node(e))
+			return false;	/* a missing node, or a larger entry */
+		node = xa__to_node(e);
+		shift -= XA_CHUNK_SHIFT;
+	}
+	/* Check every piece. */
+	for (off = first; off <= last;) {
+		unsigned int order = xa__leaf_piece_order(off, last), n = 1U << order;
+		void *old = node->xa_slots[off];
+
+		if (order >= XA_CHUNK_SHIFT || xa__is_internal(old))
+			return false;	/* the whole node, or inside a larger entry */
+		if (old) {
+			if (xa__entry_nslots(node, off) != n)
+				return false;
+			delta -= (int)n;
+		} else {
+			for (unsigned int i = 1; i < n; i++)
+				if (node->xa_slots[off + i])
+					return false;
+		}
+		if (off == first)
+			*oldp = old;
+		if (op->entry)
+			delta += (int)n;
+		off += n;
+	}
+	if ((int)node->xa_count + delta == 0 && !(xa->xa_flags & XA_FLAGS_KEEP_NODES))
+		return false;		/* the node empties: xa__delete_empty's business */
+	if (!node->xa_parent && (int)node->xa_count + delta <= 1)
+		return false;		/* a bottom root that may shrink: xa__shrink's */
+	/* Write. */
+	for (off = first; off <= last;) {
+		unsigned int n = 1U << xa__leaf_piece_order(off, last);
+
+		if (op->entry || node->xa_slots[off]) {
+			xa__slot_publish(node, off, op->entry);
+			for (unsigned int i = off + 1; i < off + n; i++)
+				xa__slot_publish(node, i, op->entry ? xa__mk_sibling(off) : NULL);
+		}
+		off += n;
+	}
+	node->xa_count = (unsigned char)((int)node->xa_count + delta);
+	return true;
 }
 
 static void xa__op_done(struct xarray *xa, struct xa__op *op)
@@ -1010,6 +1114,12 @@ void *xa_store_order(struct xarray *xa, unsigned long index, unsigned int order,
 		return xa__mk_err(-EINVAL);
 	op.first = xa__order_base(index, order);
 	op.last = op.first + xa__slot_mask(order);
+	xa__lock(xa);
+	if (xa__store_leaf(xa, &op, &old)) {
+		xa__op_done(xa, &op);
+		return old;
+	}
+	xa__unlock(xa);
 	err = xa__lock_for(xa, &op);
 	if (err)
 		return xa__mk_err(err);
@@ -1125,8 +1235,16 @@ void *xa_store_range(struct xarray *xa, unsigned long first, unsigned long last,
 	struct xa__op op = { .first = first, .last = last, .entry = entry };
 	int err;
 
+	void *old = NULL;
+
 	if (!xa__entry_valid(entry) || first > last)
 		return xa__mk_err(-EINVAL);
+	xa__lock(xa);
+	if (xa__store_leaf(xa, &op, &old)) {
+		xa__op_done(xa, &op);
+		return NULL;
+	}
+	xa__unlock(xa);
 	err = xa__lock_for(xa, &op);
 	if (err)
 		return xa__mk_err(err);
@@ -1279,4 +1397,44 @@ int xa_split(struct xarray *xa, unsigned long index, unsigned int new_order)
 		if (err)
 			return err;
 	}
+}
+
+/**
+ * xa_prune() - free the empty nodes that hold indices of [@first, @last].
+ * @xa: the array (XA_FLAGS_KEEP_NODES: other arrays have no empty node).
+ * @first: first index.
+ * @last: last index (>= @first).
+ *
+ * An empty node is removed from its parent, and a parent left empty with it, as a
+ * store of NULL does in an array without the flag; the nodes are freed after a grace
+ * period. O(nodes and slots of the range).
+ * Context: takes the lock; never allocates.
+ * Return: the number of nodes removed.
+ */
+unsigned long xa_prune(struct xarray *xa, unsigned long first, unsigned long last)
+{
+	struct xa__op op = { .first = first, .last = last };
+	unsigned long index = first, before;
+
+	xa__lock(xa);
+	before = xa->xa_nr_nodes;
+	while (index <= last) {
+		struct xa__pos pos;
+		void *entry = xa__lookup_locked(xa, index, &pos);
+		unsigned long next;
+
+		if (!pos.node)
+			break;	/* no tree, or @index beyond it */
+		if (!entry && pos.node->xa_count == 0)
+			xa__delete_empty(xa, &op, pos.node);
+		/* On to the next slot of the node the walk ended in. */
+		next = (index | xa__slot_mask(pos.node->xa_shift)) + 1;
+		if (next <= index)
+			break;
+		index = next;
+	}
+	xa__shrink(xa, &op);
+	before -= xa->xa_nr_nodes;
+	xa__op_done(xa, &op);
+	return before;
 }

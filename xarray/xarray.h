@@ -128,6 +128,16 @@ static inline int xa_err(const void *entry)
 
 void xa_init(struct xarray *xa);
 void xa_init_ops(struct xarray *xa, const struct xa_node_ops *ops);
+
+/*
+ * XA_FLAGS_KEEP_NODES: a node that empties stays in the tree (Linux deletes it at
+ * once) until xa_prune() frees the empty nodes of a range. For an array whose indices
+ * are reused over and over (memdesc's page map: a single page allocated and freed
+ * again would otherwise create a leaf and free it after a grace period each time).
+ */
+#define XA_FLAGS_KEEP_NODES 0x100u
+void xa_init_flags(struct xarray *xa, const struct xa_node_ops *ops, unsigned int flags);
+unsigned long xa_prune(struct xarray *xa, unsigned long first, unsigned long last);
 void xa_destroy(struct xarray *xa);
 bool xa_empty(const struct xarray *xa);
 size_t xa_node_size(void);

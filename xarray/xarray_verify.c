@@ -83,7 +83,7 @@ static void xa__verify_slots(struct xa__vstate *vs, const struct xa_node *node)
 	if (count != node->xa_count)
 		XA__BAD(vs, "node %p: count %u, %u slots in use", (void *)node, node->xa_count,
 			count);
-	if (count == 0)
+	if (count == 0 && !(vs->xa->xa_flags & XA_FLAGS_KEEP_NODES))
 		XA__BAD(vs, "node %p: empty node in the tree", (void *)node);
 	for (xa_mark_t m = 0; m < XA_MAX_MARKS; m++)
 		if (XA_CHUNK_SIZE < XA_BITS_PER_LONG && node->xa_marks[m] >> XA_CHUNK_SIZE)

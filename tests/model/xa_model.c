@@ -1,6 +1,7 @@
 /* xa_model: see xa_model.h. Moved here from test_xarray_diff.c, draws unchanged. */
 #include "xa_model.h"
 #include "mdt_fault.h"
+#include "xarray_rcu.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -521,9 +522,41 @@ static void op_find(struct xam *m, bool after)
 		      index, start);
 }
 
+static void op_prune(struct xam *m)
+{
+	unsigned long first = rnd_index(m), last = first + rnd(m, 4 * XAM_WINDOW);
+
+	if (last < first)
+		last = ULONG_MAX;
+	TRACE("prune(%#lx, %#lx)", first, last);
+	xa_prune(m->xa, first, last);
+	check_around(m, first);
+	check_around(m, last);
+}
+
+static void op_load_rcu(struct xam *m)
+{
+	unsigned long index = rnd_index(m);
+	void *entry;
+
+	urcu_bp_read_lock();
+	entry = xa_load_rcu(m->xa, index);
+	urcu_bp_read_unlock();
+	CHECK(entry == model_load(m, index), "xa_load_rcu(%#lx) = %p, model %p", index, entry,
+	      model_load(m, index));
+}
+
 void xam_run_op(struct xam *m)
 {
 	unsigned long r = rnd(m, 100);
+
+	if (m->keep_nodes && r >= 70 && r < 84) {
+		if (r < 74)
+			op_prune(m);
+		else
+			op_load_rcu(m);
+		return;
+	}
 
 	if (r < 18)
 		op_store(m);
@@ -562,6 +595,7 @@ void xam_init(struct xam *m, struct xarray *xa, struct xat_hook *hook, struct md
 	m->cap = cap;
 	m->opno = 0;
 	m->trace_from = ULONG_MAX;
+	m->keep_nodes = false;
 	m->next_value = 1;
 }
 

@@ -17,6 +17,8 @@
 #define XA_MODEL_H
 
 #include "mdt_src.h"
+
+#include <stdbool.h>
 #include "test_xarray_hook.h"
 
 #define XAM_WINDOW 512UL
@@ -38,6 +40,9 @@ struct xam {
 	unsigned long opno;	/* number of the current operation, for messages */
 	unsigned long trace_from;	/* print every operation from this one on */
 	unsigned long next_value;	/* the next entry handed out */
+	/* The array has XA_FLAGS_KEEP_NODES: no marks (stores take the leaf fast path);
+	 * prunes and inline loads (xa_load_rcu) instead. Set after xam_init(). */
+	bool keep_nodes;
 };
 
 /* Set up the model (room for @cap extents) for @xa, whose node ops are @hook's. */
