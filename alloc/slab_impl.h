@@ -173,4 +173,23 @@ static inline bool kmem__vg_tracked(const struct kmem_cache *c)
 	return !c->c_static && !(c->c_flags & KMC_TYPESAFE_BY_RCU);
 }
 
+/*
+ * Free an object that the caller knows to be a live object of @c (memdesc's own
+ * descriptors, freed once by construction): no validation walk of the page map.
+ * MEMDESC_DEBUG builds validate anyway, and caches memcheck tracks go the usual way.
+ */
+static inline void kmem__free_trusted(struct kmem_cache *c, void *obj)
+{
+#ifdef MEMDESC_DEBUG
+	kmem_cache_free(c, obj);
+#else
+	if (unlikely(kmem__vg_tracked(c)))
+		kmem_cache_free(c, obj);	/* memcheck is told of the free there */
+	else if (likely(c->c_id >= 0))
+		kmem__mag_free_inline(c, obj);
+	else
+		kmem__slab_free_batch(c, &obj, 1);
+#endif
+}
+
 #endif /* MEMDESC_SLAB_IMPL_H */

@@ -157,7 +157,7 @@ void folio_put(struct folio *f)
 		 * sees a folio), then the pages: freeing the descriptor may need a new
 		 * magazine, which must not be carved from the pages just freed.
 		 */
-		kmem_cache_free(md_folio_cache, f);
+		kmem__free_trusted(md_folio_cache, f);
 		pages__release(pfn, npages);
 	}
 }

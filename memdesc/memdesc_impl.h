@@ -152,6 +152,8 @@ void pages__rcu_pending(long npages);
 void pages__account(enum memdesc_type type, long npages);
 /* Whether [pfn, pfn + npages) is exactly the run of pages mapped to md. */
 bool pages__is_allocation(unsigned long pfn, size_t npages, memdesc_t md);
+/* Free the page-map nodes left empty over [pfn, pfn + npages) (a chunk goes back). */
+void pages__prune(unsigned long pfn, size_t npages);
 /* Give the calling thread's page cache back (thread exit, on demand). */
 void pages__pcache_drain(bool exiting);
 /* Purge the dirty list entirely. */
