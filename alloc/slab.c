@@ -351,7 +351,11 @@ static void kmem_slab_free_pages(struct slab *s)
 static void kmem_slab_rcu_free(struct rcu_head *head)
 {
 	struct slab *s = (struct slab *)((char *)head - offsetof(struct slab, s_rcu));
-	long np = (long)s->s_npages;
+	long np;
+
+	/* TSan: the grace period orders this after the call_rcu below (xarray.c, 5). */
+	XA__TSAN_ACQUIRE(&xa__tsan_gp);
+	np = (long)s->s_npages;
 
 	kmem_slab_free_pages(s);
 	pages__rcu_pending(-np);
@@ -364,6 +368,7 @@ static void kmem_slab_destroy(struct kmem_cache *c, struct slab *s)
 	atomic_fetch_sub_explicit(&kmem_nr_slabs, 1, memory_order_relaxed);
 	if (c->c_flags & KMC_TYPESAFE_BY_RCU) {
 		pages__rcu_pending((long)s->s_npages);
+		XA__TSAN_RELEASE(&xa__tsan_gp);
 		call_rcu(&s->s_rcu, kmem_slab_rcu_free);
 	}
 	else
