@@ -144,8 +144,8 @@ static md_error_fn md_error_hook;
 
 /* ---- classes ------------------------------------------------------------------ */
 
-/* The class of a request of @n <= MD_SMALL_MAX bytes. */
-static inline unsigned int md_class_of(size_t n)
+/* The class of a request of @n <= MD_SMALL_MAX bytes, computed. */
+static inline unsigned int md_class_calc(size_t n)
 {
 	size_t x;
 	unsigned int k;
@@ -155,6 +155,35 @@ static inline unsigned int md_class_of(size_t n)
 	x = n - 1;
 	k = 63u - (unsigned int)__builtin_clzl(x);
 	return 8u * (k - 6u) + (unsigned int)(x >> (k - 3)) - 8u;
+}
+
+/*
+ * The classes of requests up to MD_CLASS_TAB_MAX by 16-byte steps: one load instead
+ * of the computation for the most frequent sizes. Every class boundary up to 1024 is
+ * a multiple of 16, so (n + 15) / 16 determines the class. Filled once by
+ * md__classes_init() (md_class_calc is the reference); read-only afterwards.
+ */
+#define MD_CLASS_TAB_MAX 1024
+static uint8_t md_class_tab[MD_CLASS_TAB_MAX / 16 + 1];
+
+/*
+ * The class cache of each kmem cache id, NULL for caches that are not ours: free()
+ * recognises a class cache with one load. Filled once by md__classes_init().
+ */
+static struct kmem_cache *md_class_by_id[KMEM_MAX_CACHES];
+
+/* The class of a request of @n <= MD_SMALL_MAX bytes. */
+static inline unsigned int md_class_of(size_t n)
+{
+	if (likely(n <= MD_CLASS_TAB_MAX))
+		return md_class_tab[(n + 15) >> 4];
+	return md_class_calc(n);
+}
+
+/* Whether @c is one of the class caches (a cache with a magazine slot). */
+static inline bool md_is_class_cache(const struct kmem_cache *c)
+{
+	return (unsigned int)c->c_id < KMEM_MAX_CACHES && md_class_by_id[c->c_id] == c;
 }
 
 int md__classes_init(void)
@@ -175,7 +204,11 @@ int md__classes_init(void)
 		md__class_cache[i] = kmem_cache_create(name, md__class_size[i], 16, 0);
 		if (!md__class_cache[i])
 			return -ENOMEM;
+		if (md__class_cache[i]->c_id >= 0)
+			md_class_by_id[md__class_cache[i]->c_id] = md__class_cache[i];
 	}
+	for (unsigned int j = 0; j <= MD_CLASS_TAB_MAX / 16; j++)
+		md_class_tab[j] = (uint8_t)md_class_calc((size_t)j * 16);
 	if (getrandom(&key, sizeof(key), GRND_NONBLOCK) != (ssize_t)sizeof(key)) {
 		struct timespec ts;
 
@@ -646,8 +679,7 @@ static inline __attribute__((always_inline)) bool md_free_fast(void *p, size_t s
 	if (unlikely(!s))
 		goto out;
 	c = s->s_cache;
-	if (unlikely(c->c_size > MD_SMALL_MAX || md__class_cache[md_class_of(c->c_size)] != c ||
-		     sized > c->c_size || c->c_id < 0))
+	if (unlikely(!md_is_class_cache(c) || sized > c->c_size))
 		goto out;
 	off = (size_t)((char *)p - (char *)md__pfn_to_virt(s->s_pfn));
 	i = (uint32_t)(((unsigned __int128)c->c_recip * off) >> 64);
