@@ -24,8 +24,9 @@
  *    any page count: no rounding to a power of two). 32 KiB is where page rounding
  *    costs at most 4095 / 32769 < 12.5%, the same bound as the classes. realloc
  *    resizes a large block in place first (folio_resize, down to vmem_resize): it
- *    grows into the free pages right after it, or gives back its tail pages when that
- *    frees more than an eighth of it (the 12.5% bound again). When the pages after it
+ *    grows into the free pages right after it (1/8 more than asked when they are
+ *    there, so that n growth steps resize O(log n) times), or gives back its tail
+ *    pages when that frees more than an eighth of it (the 12.5% bound again). When the pages after it
  *    are taken (or in another span of the page arena), a shrink keeps the block while
  *    at least half of it stays used, and a grow moves it; to keep a block grown step
  *    by step among other blocks from being copied at every step, a moved block gets
@@ -871,11 +872,18 @@ void *md_realloc(void *p, size_t size)
 		size_t have = folio_nr_pages(blk.folio);
 
 		/*
-		 * In place: any grow; a shrink only when it frees more than an eighth of
-		 * the block, so that the slack a moved block got (below) and a cached block's
-		 * extra pages are not given back one step before they are needed.
+		 * In place: a grow takes 1/8 more pages than asked when they are free (else
+		 * just enough), so that a block grown step by step resizes O(log) times, as
+		 * it would move; a shrink happens only when it frees more than an eighth of
+		 * the block, so that such slack (and a cached block's extra pages) is not
+		 * given back one step before it is needed.
 		 */
-		if (size <= SIZE_MAX - MD_PAGE && (np > have || have - np > have / 8) &&
+		if (size <= SIZE_MAX - MD_PAGE && np > have && np <= SIZE_MAX / MD_PAGE / 2 &&
+		    (md_resize_pages(&blk, np + np / 8) || md_resize_pages(&blk, np))) {
+			md__leave();
+			return p;
+		}
+		if (size <= SIZE_MAX - MD_PAGE && np < have && have - np > have / 8 &&
 		    md_resize_pages(&blk, np)) {
 			md__leave();
 			return p;

@@ -364,14 +364,15 @@ START_TEST(test_realloc_in_place)
 	md_malloc_trim(0);
 	q = md_realloc(p, 3 * MiB);
 	ck_assert_ptr_eq(q, p);
-	ck_assert_uint_eq(md_malloc_usable_size(p), 3 * MiB);
+	ck_assert_uint_ge(md_malloc_usable_size(p), 3 * MiB);	/* 1/8 more when free */
+	ck_assert_uint_le(md_malloc_usable_size(p), 3 * MiB + 3 * MiB / 8 + PAGE);
 	for (size_t i = 0; i < MiB - 100; i += 1000)
 		ck_assert_uint_eq(p[i], (unsigned char)(i / 1000));
 	memset(p + MiB, 0x6b, 2 * MiB);
 	for (n = 3 * MiB + PAGE; n <= 4 * MiB; n += PAGE) {
 		q = md_realloc(p, n);
 		ck_assert_ptr_eq(q, p);
-		ck_assert_uint_eq(md_malloc_usable_size(p), n);
+		ck_assert_uint_ge(md_malloc_usable_size(p), n);
 		p[n - 1] = 0x6c;
 	}
 	ck_assert_uint_eq(p[0], 0);
