@@ -72,12 +72,16 @@
  *    - a double free of a large block while it sits in the large-block cache (the
  *      same key, written when it is cached) or after its pages went back and before
  *      they are reused (reported as "double free or invalid pointer: no block here");
- *    - md_free_sized() with a size above the usable size.
+ *    - md_free_sized() with a size above the usable size;
+ *    - with guard=1, a write past the requested size: a canary after each block and
+ *      the size in its last word, checked on free and realloc (see md_guard_arm()).
+ *    SECURITY.md says the same for users, with what is not detected.
  *    Not detected: a double free of a large block after its pages were handed out
  *    again (the pointer then names a live block), of a small block after its object was
- *    allocated again (the same), frees racing with each other in two threads, and
- *    writes after free (junk=1 makes them visible to the program instead; a build with
- *    MEMDESC_VALGRIND run under memcheck reports them, memdesc/md_valgrind.h).
+ *    allocated again (the same), frees racing with each other in two threads,
+ *    overflows without guard=1, and writes after free (junk=1 makes them visible to
+ *    the program instead; a build with MEMDESC_VALGRIND run under memcheck reports
+ *    them, memdesc/md_valgrind.h).
  *
  * 6. Errors
  *    NULL with errno = ENOMEM on every failure, including size overflow in calloc and
@@ -267,17 +271,16 @@ static inline bool md_has_key(void *p)
 
 struct md_block {
 	void *p;
-	size_t usable;			/* bytes usable */
+	size_t usable;			/* bytes in the block */
+	size_t req;			/* bytes the program may use: usable, or with guard=1
+					 * the size it asked for */
 	struct kmem_cache *cache;	/* small: the class cache, else NULL */
 	unsigned int cls;		/* small: the class */
 	struct folio *folio;		/* large: the folio */
 };
 
-/*
- * Identify the live block starting at @p, or report why it is not one (as @fn) and
- * return -1. @freeing: also check for a double free through the key.
- */
-static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk)
+/* md_lookup() without the guard check: the block's owner, kind and size. */
+static int md_lookup_block(void *p, const char *fn, bool freeing, struct md_block *blk)
 {
 	unsigned long pfn = md__virt_to_pfn(p);
 	memdesc_t md;
@@ -352,6 +355,97 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 	}
 	md_bad(fn, p, "double free or invalid pointer: no block here", NULL, 0);
 	return -1;
+}
+
+/*
+ * guard=1: every block is asked for with MD_GUARD_EXTRA more bytes than the program
+ * wants (n). The bytes [n, usable - 8) hold a canary, and the last word of the block
+ * the size n, both keyed with the process's random key and the block's address (and
+ * the canary with n too):
+ *
+ *	| n bytes of the program | canary: >= 8 bytes | n ^ key(p) |
+ *
+ * free and realloc check both before anything else; any difference is a heap
+ * overflow. The canary's bytes are never 0, so that a stray terminating NUL is always
+ * caught. malloc_usable_size() is n: a program that writes all of its usable size
+ * stays inside. Off (the default), none of this code runs: the fast paths test the
+ * option once (md_fast_ready) and every other path is unchanged.
+ */
+#define MD_GUARD_EXTRA 16
+
+static inline uint64_t md_guard_key(const void *p)
+{
+	uint64_t k = (md_dfkey << 29) | (md_dfkey >> 35);
+
+	return k ^ (uintptr_t)p ^ 0x6a09e667f3bcc909ULL;
+}
+
+/*
+ * The canary byte at offset @i of a block of @n requested bytes whose key is @key: a
+ * function of the size too, so that a size word changed by an overflow no longer
+ * matches the canary it would describe.
+ */
+static inline unsigned char md_canary_byte(uint64_t key, size_t n, size_t i)
+{
+	uint64_t k = key ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
+	unsigned char c = (unsigned char)(k >> ((i & 7) * 8));
+
+	return c ? c : 0xa5;
+}
+
+/* Arm the block at @p (@usable bytes) for a program that asked for @n bytes. */
+static void md_guard_arm(void *p, size_t n, size_t usable)
+{
+	unsigned char *b = p;
+	uint64_t key = md_guard_key(p), t = n ^ key;
+
+	for (size_t i = n; i < usable - 8; i++)
+		b[i] = md_canary_byte(key, n, i);
+	memcpy(b + usable - 8, &t, sizeof(t));
+}
+
+/*
+ * The size the program asked for, from the block's trailer, into blk->req; -1 (after
+ * reporting as @fn when @report) if the trailer or the canary was overwritten.
+ */
+static int md_guard_check(struct md_block *blk, const char *fn, bool report)
+{
+	const unsigned char *b = blk->p;
+	size_t usable = blk->usable, n;
+	uint64_t key = md_guard_key(blk->p), t;
+	bool ok;
+
+	memcpy(&t, b + usable - 8, sizeof(t));
+	n = (size_t)(t ^ key);
+	ok = n <= usable - MD_GUARD_EXTRA;
+	for (size_t i = n; ok && i < usable - 8; i++)
+		ok = b[i] == md_canary_byte(key, n, i);
+	if (!ok) {
+		if (!report) {
+			blk->req = 0;
+			return 0;
+		}
+		md_bad(fn, blk->p, "heap overflow: the bytes after the block were overwritten",
+		       "block of ", usable - MD_GUARD_EXTRA);
+		return -1;
+	}
+	blk->req = n;
+	return 0;
+}
+
+/*
+ * Identify the live block starting at @p, or report why it is not one (as @fn) and
+ * return -1. @freeing: also check for a double free through the key, and with
+ * guard=1 for an overflow.
+ */
+static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk)
+{
+	if (md_lookup_block(p, fn, freeing, blk) != 0)
+		return -1;
+	blk->req = blk->usable;
+	if (unlikely(md__opt.guard))
+		return md_guard_check(blk, fn, freeing);
+	return 0;
 }
 
 /* ---- the cache of freed large blocks ------------------------------------------- */
@@ -620,13 +714,40 @@ static void *md_alloc_aligned(size_t align, size_t size)
 	return md_alloc_pages(size, align > MD_PAGE ? align >> MD_PAGE_SHIFT_ : 1);
 }
 
+/*
+ * guard=1: a block of @size bytes (at @align, 16 for none) with room for the canary
+ * and the trailer, armed.
+ */
+static __attribute__((noinline, cold)) void *md_alloc_guarded(size_t align, size_t size)
+{
+	struct md_block blk;
+	void *p;
+
+	if (size > SIZE_MAX - MD_GUARD_EXTRA) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = md_alloc_aligned(align, size + MD_GUARD_EXTRA);
+	if (p && md_lookup_block(p, "malloc", false, &blk) == 0)
+		md_guard_arm(p, size, blk.usable);
+	return p;
+}
+
+/* A new block of @size bytes at @align (a power of two; 16 for none). */
+static inline void *md_alloc_any(size_t align, size_t size)
+{
+	if (unlikely(md__opt.guard))
+		return md_alloc_guarded(align, size);
+	return align <= 16 ? md_alloc(size) : md_alloc_aligned(align, size);
+}
+
 /* ---- the fast paths ------------------------------------------------------------ */
 
 /* The classes and the key are set up, and no option wants the general path. */
 static inline bool md_fast_ready(void)
 {
 	return likely(atomic_load_explicit(&md__malloc_state, memory_order_acquire) == 2) &&
-	       likely(!md__opt.junk);
+	       likely(!(md__opt.junk | md__opt.guard));
 }
 
 /*
@@ -713,7 +834,7 @@ static __attribute__((noinline)) void *md_malloc_slow(size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	p = md_alloc(size);
+	p = md_alloc_any(16, size);
 	md__leave();
 	return p;
 }
@@ -738,8 +859,8 @@ static __attribute__((noinline)) void md_free_fn(void *p, const char *fn, size_t
 		return;
 	}
 	if (md_lookup(p, fn, true, &blk) == 0) {
-		if (unlikely(sized != 0 && sized > blk.usable))
-			md_bad(fn, p, "size larger than the block", "block of ", blk.usable);
+		if (unlikely(sized != 0 && sized > blk.req))
+			md_bad(fn, p, "size larger than the block", "block of ", blk.req);
 		else
 			md_release(&blk);
 	}
@@ -804,7 +925,7 @@ void *md_calloc(size_t n, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	p = md_alloc(total);
+	p = md_alloc_any(16, total);
 	md__leave();
 	if (p)
 		md_zero(p, total);
@@ -841,10 +962,33 @@ static bool md_resize_pages(struct md_block *blk, size_t np)
 	return true;
 }
 
+/* guard=1: the block stays at @p for @size bytes: its canary moves. */
+static void *md_realloc_stay(struct md_block *blk, size_t size)
+{
+	if (unlikely(md__opt.guard))
+		md_guard_arm(blk->p, size, blk->usable);
+	return blk->p;
+}
+
+/* The block moves to @q (NULL: out of memory, @blk untouched). */
+static void *md_realloc_move(struct md_block *blk, void *q, size_t size)
+{
+	struct md_block nb;
+
+	if (!q)
+		return NULL;
+	memcpy(q, blk->p, size < blk->req ? size : blk->req);
+	if (unlikely(md__opt.guard) && md_lookup_block(q, "realloc", false, &nb) == 0)
+		md_guard_arm(q, size, nb.usable);
+	md_release(blk);
+	return q;
+}
+
 void *md_realloc(void *p, size_t size)
 {
 	struct md_block blk;
-	void *q = NULL;
+	size_t need = size;	/* bytes the block must hold (with guard=1, its canary) */
+	void *q;
 
 	if (!p)
 		return md_malloc(size);
@@ -861,14 +1005,22 @@ void *md_realloc(void *p, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (unlikely(md__opt.guard)) {
+		if (size > SIZE_MAX - MD_GUARD_EXTRA) {
+			md__leave();
+			errno = ENOMEM;
+			return NULL;
+		}
+		need = size + MD_GUARD_EXTRA;
+	}
 	if (blk.cache) {
 		/* Small: stay while the class fits and is not more than twice too big. */
-		if (size <= blk.usable && (size > blk.usable / 2 || blk.cls == 0)) {
+		if (need <= blk.usable && (need > blk.usable / 2 || blk.cls == 0)) {
 			md__leave();
-			return p;
+			return md_realloc_stay(&blk, size);
 		}
-	} else if (size > MD_SMALL_MAX) {
-		size_t np = (size + MD_PAGE - 1) >> MD_PAGE_SHIFT_;
+	} else if (need > MD_SMALL_MAX) {
+		size_t np = (need + MD_PAGE - 1) >> MD_PAGE_SHIFT_;
 		size_t have = folio_nr_pages(blk.folio);
 
 		/*
@@ -878,44 +1030,39 @@ void *md_realloc(void *p, size_t size)
 		 * the block, so that such slack (and a cached block's extra pages) is not
 		 * given back one step before it is needed.
 		 */
-		if (size <= SIZE_MAX - MD_PAGE && np > have && np <= SIZE_MAX / MD_PAGE / 2 &&
+		if (need <= SIZE_MAX - MD_PAGE && np > have && np <= SIZE_MAX / MD_PAGE / 2 &&
 		    (md_resize_pages(&blk, np + np / 8) || md_resize_pages(&blk, np))) {
 			md__leave();
-			return p;
+			return md_realloc_stay(&blk, size);
 		}
-		if (size <= SIZE_MAX - MD_PAGE && np < have && have - np > have / 8 &&
+		if (need <= SIZE_MAX - MD_PAGE && np < have && have - np > have / 8 &&
 		    md_resize_pages(&blk, np)) {
 			md__leave();
-			return p;
+			return md_realloc_stay(&blk, size);
 		}
-		if (size <= SIZE_MAX - MD_PAGE && np <= have && np >= have / 2) {
+		if (need <= SIZE_MAX - MD_PAGE && np <= have && np >= have / 2) {
 			md__leave();
-			return p;
+			return md_realloc_stay(&blk, size);
 		}
 		/*
 		 * The pages after the block are taken: it moves, with 1/8 more pages than
 		 * asked, so that a block grown step by step among other blocks is copied
 		 * O(log) times, not once per step.
 		 */
-		if (size <= SIZE_MAX - MD_PAGE && np > have && np <= SIZE_MAX / MD_PAGE / 2) {
+		if (need <= SIZE_MAX - MD_PAGE && np > have && np <= SIZE_MAX / MD_PAGE / 2) {
 			size_t want = np + np / 8;
 
 			q = md_alloc_pages(want << MD_PAGE_SHIFT_, 1);
 			if (!q)
-				q = md_alloc_pages(size, 1);
-			if (q) {
-				memcpy(q, p, blk.usable);
-				md_release(&blk);
-			}
+				q = md_alloc_pages(need, 1);
+			q = md_realloc_move(&blk, q, size);
 			md__leave();
+			if (!q)
+				errno = ENOMEM;
 			return q;
 		}
 	}
-	q = md_alloc(size);
-	if (q) {
-		memcpy(q, p, size < blk.usable ? size : blk.usable);
-		md_release(&blk);
-	}
+	q = md_realloc_move(&blk, md_alloc(need), size);
 	md__leave();
 	return q;
 }
@@ -939,7 +1086,7 @@ static void *md_aligned(size_t align, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	p = md_alloc_aligned(align, size);
+	p = md_alloc_any(align, size);
 	md__leave();
 	return p;
 }
@@ -1012,7 +1159,7 @@ size_t md_malloc_usable_size(void *p)
 	if (!p || md__enter())
 		return 0;
 	if (md_lookup(p, "malloc_usable_size", false, &blk) == 0)
-		n = blk.usable;
+		n = blk.req;
 	md__leave();
 	return n;
 }

@@ -33,7 +33,8 @@
 	X(limit,   0, SIZE_MAX,   "most bytes committed from the OS (read by memdesc)")  \
 	X(abort,   1, 1,          "abort after reporting a bad free")                    \
 	X(junk,    0, 1,          "fill new blocks with 0xa5, freed ones with 0x5a")      \
-	X(verbose, 0, 1,          "report option values and init failures on stderr")
+	X(verbose, 0, 1,          "report option values and init failures on stderr")   \
+	X(guard,   0, 1,          "canary after each block, checked on free and realloc")
 
 struct md_options {
 #define MD_OPTION_FIELD(name, def, max, doc) size_t name;
