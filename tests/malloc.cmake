@@ -27,11 +27,12 @@ malloc_test(test_malloc_diff)
 target_sources(test_malloc_diff PRIVATE model/malloc_model.c)
 malloc_test(test_malloc_stress)
 malloc_test(test_malloc_guard)
-# No false positives of guard=1: the conformance and differential suites again with it.
+# No false positives of guard=1: the conformance and differential suites again with it
+# (without their fault-injection sweeps, which tests/fault.cmake runs once).
 foreach(t test_malloc_conformance test_malloc_diff)
   add_test(NAME ${t}_guard COMMAND ${t})
   set_tests_properties(${t}_guard PROPERTIES TIMEOUT 120 LABELS malloc
-                       ENVIRONMENT "MEMDESC_OPTIONS=guard=1;CK_DEFAULT_TIMEOUT=120;${MEMDESC_SANITIZER_ENV}")
+                       ENVIRONMENT "MEMDESC_OPTIONS=guard=1;CK_EXCLUDE_TAGS=fault;CK_DEFAULT_TIMEOUT=120;${MEMDESC_SANITIZER_ENV}")
   if(MEMDESC_SANITIZE MATCHES "thread")
     set_property(TEST ${t}_guard APPEND PROPERTY ENVIRONMENT "TSAN_OPTIONS=die_after_fork=0")
   endif()
