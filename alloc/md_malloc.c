@@ -950,6 +950,7 @@ static bool md_resize_pages(struct md_block *blk, size_t np)
 			       (have - np) << MD_PAGE_SHIFT_);
 		return false;
 	}
+	MD_VG_RESIZE(blk->p, have << MD_PAGE_SHIFT_, np << MD_PAGE_SHIFT_);
 	if (np > have) {
 		atomic_fetch_add_explicit(&md_large_pages, np - have, memory_order_relaxed);
 		if (unlikely(md__opt.junk))

@@ -37,6 +37,8 @@
 #define MD_VG_NOACCESS(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
 #define MD_VG_UNDEFINED(p, n) VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
 #define MD_VG_DEFINED(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
+/* A block resized in place (realloc): new bytes undefined, a cut tail no access. */
+#define MD_VG_RESIZE(p, old, new) VALGRIND_RESIZEINPLACE_BLOCK((p), (old), (new), 0)
 
 /* *@w, read by the allocator whatever memcheck thinks of the word. */
 static inline uint64_t md_vg_peek(const uint64_t *w)
@@ -55,6 +57,7 @@ static inline uint64_t md_vg_peek(const uint64_t *w)
 #define MD_VG_NOACCESS(p, n) ((void)0)
 #define MD_VG_UNDEFINED(p, n) ((void)0)
 #define MD_VG_DEFINED(p, n) ((void)0)
+#define MD_VG_RESIZE(p, old, new) ((void)0)
 
 static inline uint64_t md_vg_peek(const uint64_t *w)
 {

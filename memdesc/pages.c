@@ -1089,6 +1089,8 @@ static int md_pages_grow(unsigned long pfn, size_t npages, size_t new_npages, me
 		return -ENOMEM;
 	}
 	pages__account(memdesc_type(md), (long)(new_npages - npages));
+	/* valgrind builds: the new pages are the owner's (md_valgrind.h) */
+	MD_VG_UNDEFINED(pfn_to_virt(pfn + npages), (new_npages - npages) << MD_PAGE_SHIFT);
 	return 0;
 }
 
@@ -1123,6 +1125,7 @@ static int md_pages_shrink(unsigned long pfn, size_t npages, size_t new_npages, 
 	 * from the arena as a segment of its own). If a racing allocation took part of it
 	 * first, what is left stays free in the arena, unpurged, as in md_dirty_carve().
 	 */
+	MD_VG_NOACCESS(pfn_to_virt(cut), tail << MD_PAGE_SHIFT);	/* free frames */
 	if (md__arena_take(cut, tail) == 0)
 		md_dirty_put(&cut, &tail, 1);
 	return 0;
