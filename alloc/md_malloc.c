@@ -89,8 +89,8 @@
  *    glibc sets it (aligned_alloc); posix_memalign returns its error.
  *
  * 7. The fast paths
- *    malloc of a small size and free of a small block are served, when they can be,
- *    without md__enter(): malloc pops the loaded magazine of its class (no read-side
+ *    malloc (and calloc) of a small size and free of a small block are served, when
+ *    they can be, without md__enter(): malloc pops the loaded magazine of its class (no read-side
  *    section at all: it touches only this thread's magazine), free walks the page map
  *    inside a bare urcu-bp read-side section (which keeps the nodes and the slab
  *    descriptor alive, and which fork preparation waits out like any other), runs
@@ -920,6 +920,11 @@ void *md_calloc(size_t n, size_t size)
 	if (unlikely(__builtin_mul_overflow(n, size, &total))) {
 		errno = ENOMEM;
 		return NULL;
+	}
+	p = md_malloc_fast(total);
+	if (likely(p != NULL)) {
+		memset(p, 0, total);	/* small: always memset (md_zero) */
+		return p;
 	}
 	if (unlikely(md__enter())) {
 		errno = ENOMEM;
