@@ -81,6 +81,38 @@ static inline void mdt_fault_failed(int err, const char *call, const char *file,
 		 fired ? "not ENOMEM after an injected fault" : "and no fault was injected");
 }
 
+/* Calls of fault point @p so far (0 without the option). */
+static inline unsigned long mdt_fault_calls(int p)
+{
+#ifdef MEMDESC_FAULT_INJECTION
+	return fault_calls((enum fault_point)p);
+#else
+	(void)p;
+	return 0;
+#endif
+}
+
+/*
+ * A free that must cross no fault point (DESIGN.md: freeing never allocates; what a
+ * free needs is taken when the memory is allocated): vmem_free, xa_erase, pages_free.
+ * Checked in fault-injection builds. Not for kmem_cache_free and what calls it
+ * (folio_put, md_free): a free there may take an empty magazine from the magazine cache
+ * (Bonwick's design, alloc/slab_mag.c), and falls back to the slab if it cannot.
+ */
+#define MDT_FREE(stmt)                                                                 \
+	do {                                                                           \
+		unsigned long calls_[FAULT_NR_POINTS];                                 \
+                                                                                       \
+		for (int p_ = 0; p_ < FAULT_NR_POINTS; p_++)                           \
+			calls_[p_] = mdt_fault_calls(p_);                              \
+		stmt;                                                                  \
+		for (int p_ = 0; p_ < FAULT_NR_POINTS; p_++)                           \
+			if (mdt_fault_calls(p_) != calls_[p_])                         \
+				mdt_fail("%s:%d: %s crossed fault point %d %lu times: "      \
+					 "a free allocated", __FILE__, __LINE__, #stmt, p_,   \
+					 mdt_fault_calls(p_) - calls_[p_]);                   \
+	} while (0)
+
 #define MDT_ALLOC_OK(p, expr)                                                          \
 	(mdt_fault_begin(), ((p) = (expr)) != NULL ||                                  \
 	 (mdt_fault_failed(errno, #expr, __FILE__, __LINE__), false))

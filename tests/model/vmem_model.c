@@ -300,11 +300,12 @@ static void do_free(vmem_t *vm, struct vmm *m, struct mdt_src *rng, struct vmm_l
 
 	live[i] = live[--*nlive];
 	if (rnd(rng, 2))
-		CHECK(vmem_free_checked(vm, l.addr, l.quanta * VMM_Q) == 0, "free of a live range failed");
+		MDT_FREE(CHECK(vmem_free_checked(vm, l.addr, l.quanta * VMM_Q) == 0,
+			       "free of a live range failed"));
 	else if (l.x)
-		vmem_xfree(vm, l.addr, l.quanta * VMM_Q);
+		MDT_FREE(vmem_xfree(vm, l.addr, l.quanta * VMM_Q));
 	else
-		vmem_free(vm, l.addr, l.quanta * VMM_Q);
+		MDT_FREE(vmem_free(vm, l.addr, l.quanta * VMM_Q));
 	model_set(m, (l.addr - m->base) / VMM_Q, l.quanta, false);
 	st->frees++;
 }

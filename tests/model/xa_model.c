@@ -335,7 +335,7 @@ static void op_erase(struct xam *m)
 	void *old;
 
 	TRACE("erase(%#lx)", index);
-	old = xa_erase(m->xa, index);
+	MDT_FREE(old = xa_erase(m->xa, index));	/* erasing never needs a node */
 
 	CHECK(old == want, "erase(%#lx) returned %p, model %p", index, old, want);
 	model_store_block(m, index, 0, NULL);
