@@ -1184,3 +1184,51 @@ int md_malloc_trim(size_t pad)
 	md__leave();
 	return 1;
 }
+
+int md_malloc_verify(void)
+{
+	size_t cached = 0;
+	int rc = 0;
+
+	if (atomic_load_explicit(&md__malloc_state, memory_order_acquire) != 2 ||
+	    md__malloc_error)
+		return 0;	/* never started: no heap to check */
+	/* Slabs and nodes freed after a grace period: let those callbacks finish first. */
+	urcu_bp_barrier();
+	if (memdesc_verify())
+		rc = -EINVAL;
+	for (unsigned int i = 0; i < MD_NR_CLASSES; i++)
+		if (kmem_cache_verify(md__class_cache[i]))
+			rc = -EINVAL;
+	/* The large-block cache: live folios of their bucket, with the key, counted. */
+	for (unsigned int b = 0; b < MD_LC_BUCKETS; b++) {
+		size_t n = 0;
+
+		pthread_mutex_lock(&md_lc[b].lock);
+		for (void *p = md_lc[b].head; p; p = *(void **)p, n++) {
+			memdesc_t md = pfn_to_memdesc(virt_to_pfn(p));
+			struct folio *f = memdesc_folio(md);
+
+			if (memdesc_type(md) != MEMDESC_FOLIO || folio_address(f) != p ||
+			    md_lc_bucket(folio_nr_pages(f)) != b || !md_has_key(p)) {
+				md__report("md_malloc_verify: cached large block %p in bucket %u "
+					   "is not a cached folio of that bucket", p, b);
+				rc = -EINVAL;
+				break;
+			}
+			cached += folio_nr_pages(f);
+		}
+		if (n != md_lc[b].n && rc == 0) {
+			md__report("md_malloc_verify: large-block bucket %u holds %zu blocks, "
+				   "counts %zu", b, n, md_lc[b].n);
+			rc = -EINVAL;
+		}
+		pthread_mutex_unlock(&md_lc[b].lock);
+	}
+	if (rc == 0 && cached != atomic_load_explicit(&md_lc_pages, memory_order_relaxed)) {
+		md__report("md_malloc_verify: large-block cache holds %zu pages, counts %zu",
+			   cached, atomic_load_explicit(&md_lc_pages, memory_order_relaxed));
+		rc = -EINVAL;
+	}
+	return rc;
+}

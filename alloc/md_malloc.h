@@ -105,6 +105,18 @@ MD_API void md_free_aligned_sized(void *ptr, size_t align, size_t size);
  */
 MD_API int md_malloc_trim(size_t pad);
 
+/**
+ * md_malloc_verify() - check the heap's invariants: memdesc_verify() (the page map,
+ * folios, slabs, arenas and counters), the slabs of every size class
+ * (kmem_cache_verify) and the cache of freed large blocks. What is broken is printed
+ * on stderr.
+ * Context: no allocation or free may run meanwhile in any thread (a quiescent
+ * moment); waits for pending RCU frees (rcu_barrier), so not inside an md_ call.
+ * O(slabs + descriptors + cached blocks).
+ * Return: 0, or -EINVAL if anything is broken.
+ */
+MD_API int md_malloc_verify(void);
+
 /*
  * The malloc layer's own counters, declared once (X-macro): the struct, the collection
  * and the printer are generated from this list. Bytes.

@@ -31,6 +31,13 @@ foreach(t ${MEMDESC_VALGRIND_TESTS})
   set_tests_properties(${t} PROPERTIES TIMEOUT 600)
 endforeach()
 
+# Other tests of the same programs (the guard=1 runs...) run under valgrind too, as the
+# emulator belongs to the program: they need the smaller reservation as well.
+get_property(_vg_all_tests DIRECTORY PROPERTY TESTS)
+foreach(t ${_vg_all_tests})
+  set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "MEMDESC_LIMIT=8G")
+endforeach()
+
 # The client requests themselves: memcheck must see our use-after-free, overflow, leak.
 memdesc_add_test(NAME test_valgrind SOURCES test_valgrind.c LIBS memdesc_malloc
                  LABELS valgrind TIMEOUT 300)
