@@ -78,8 +78,7 @@ struct xat_marker {
  * the waiting thread used before is reported as a race.
  */
 #if defined(__SANITIZE_THREAD__)
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
+#include <sanitizer/tsan_interface.h>
 #define XAT_TSAN_ACQUIRE(addr) __tsan_acquire(addr)
 #define XAT_TSAN_RELEASE(addr) __tsan_release(addr)
 #else
