@@ -11,7 +11,9 @@ valid run. The seeds are deterministic (random.Random with a fixed seed per file
     space and of the address space;
   - long runs of one repeated byte, which keep one choice fixed.
 Usage: tests/fuzz/gen_corpus.py [OUTPUT_DIR]   (default: tests/fuzz/corpus)
-Existing seed-* files are replaced; other files of the corpus are left alone.
+Existing seed-* files are replaced; other files of the corpus are left alone: they
+are inputs that found new coverage in long runs, added with `scripts/fuzz --merge`
+(named by libFuzzer after their SHA-1).
 """
 import os
 import random
