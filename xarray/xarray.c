@@ -110,7 +110,13 @@
  * sees a new sibling finds the new entry in its canonical slot. A split to a lower level
  * writes the new child nodes from the last slot down to the canonical one; a reader that
  * followed an old sibling and found a node in the canonical slot re-reads its own slot
- * (xa__read_slot). Detached nodes are never written again, so a reader inside one sees
+ * (xa__read_slot). A reader that followed a sibling also reads its own slot again after
+ * the canonical one, and starts over if it changed: the entry the sibling belonged to
+ * may have been erased (canonical slot first) and a smaller one stored in the canonical
+ * slot, which does not cover the reader's index. The acquire load of the canonical
+ * slot orders the second read after the erase of the sibling, so a change is seen
+ * (only a complete erase-and-restore of the same sibling in between would hide it, and
+ * then the sibling's entry again covers the index). Detached nodes are never written again, so a reader inside one sees
  * the old state. Mark bits are read with relaxed loads: a search may see a mark a moment
  * early or late, never a freed node.
  *
@@ -465,12 +471,17 @@ void *xa__read_slot(const struct xa_node *node, unsigned int offset, unsigned in
 {
 	for (;;) {
 		unsigned int at = offset;
-		void *entry = xa__slot_acquire(node, at);
+		void *first = xa__slot_acquire(node, at);
+		void *entry = first;
 
 		while (xa__is_sibling(entry)) {
 			at = xa__to_sibling(entry);
 			entry = xa__slot_acquire(node, at);
 		}
+		/* Our sibling may have been erased and the canonical slot reused by a
+		 * smaller entry since we read it: then it is not ours (section 4). */
+		if (at != offset && xa__slot_acquire(node, offset) != first)
+			continue;
 		if (at == offset || !xa__is_node(entry)) {
 			*canon = at;
 			return entry;

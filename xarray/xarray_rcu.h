@@ -46,13 +46,17 @@ static inline void *xa_load_rcu(const struct xarray *xa, unsigned long index)
 		entry = xa__slot_acquire(node, offset);
 		if ((uintptr_t)entry < XA_INTERNAL_LIMIT && xa__is_internal(entry)) {
 			/*
-			 * A sibling: the entry is in the canonical slot it names. If that
-			 * holds a node, a split is under way: xa__read_slot() re-reads.
+			 * A sibling: the entry is in the canonical slot it names, if our slot
+			 * still holds the sibling after that read (xarray.c, section 4); a node
+			 * there or a changed slot: xa__read_slot() re-reads.
 			 */
 			void *canon = xa__slot_acquire(node, xa__to_sibling(entry));
 			unsigned int at;
 
-			entry = !xa__is_internal(canon) ? canon : xa__read_slot(node, offset, &at);
+			if (!xa__is_internal(canon) && xa__slot_acquire(node, offset) == entry)
+				entry = canon;
+			else
+				entry = xa__read_slot(node, offset, &at);
 		}
 		if (!xa__is_internal(entry))
 			break;
