@@ -354,12 +354,12 @@ int md__malloc_init(void)
 {
 	int rc;
 
-	if (atomic_load_explicit(&md__malloc_state, memory_order_acquire) == 2)
+	if (atomic_load_explicit(&md__malloc_state, memory_order_acquire) >= 2)
 		return md__malloc_error;
 	if (md_initialising)
 		return -EAGAIN;
 	pthread_mutex_lock(&md_init_lock);
-	if (atomic_load_explicit(&md__malloc_state, memory_order_relaxed) != 2) {
+	if (atomic_load_explicit(&md__malloc_state, memory_order_relaxed) < 2) {
 		md_initialising = true;
 		atomic_store_explicit(&md__malloc_state, 1, memory_order_relaxed);
 		md_options_read();
@@ -370,7 +370,7 @@ int md__malloc_init(void)
 			rc = md__classes_init();
 		md__malloc_error = rc;
 		md_initialising = false;
-		atomic_store_explicit(&md__malloc_state, 2, memory_order_release);
+		atomic_store_explicit(&md__malloc_state, rc ? 3 : 2, memory_order_release);
 		if (rc && md__opt.verbose)
 			md_init_failed(rc);
 	}

@@ -46,9 +46,10 @@ extern struct md_options md__opt;
 
 /* ---- md_env.c ---------------------------------------------------------------- */
 
-/* 2 once md__malloc_init() has run (successfully or not); 1 while it runs. */
+/* 1 while md__malloc_init() runs, then 2 (ready) or 3 (failed: every call fails with
+ * ENOMEM, nothing past md__enter() may run). */
 extern atomic_int md__malloc_state;
-/* 0 after a successful init, else -ENOMEM (valid once md__malloc_state == 2). */
+/* 0 after a successful init, else -ENOMEM (valid once md__malloc_state >= 2). */
 extern int md__malloc_error;
 /* A fork is being prepared: new calls wait for it (md__enter_slow). */
 extern atomic_int md__fork_pending;

@@ -58,6 +58,26 @@ static int child(const char *what)
 		md_free(p);
 		return 0;
 	}
+	if (strcmp(what, "initfail") == 0) {
+		/* The allocator could not start: every call fails cleanly, every time. */
+		for (int i = 0; i < 3; i++) {
+			void *q = NULL;
+
+			errno = 0;
+			if (md_malloc(16) || errno != ENOMEM)
+				return 1;
+			errno = 0;
+			if (md_calloc(4, 4) || errno != ENOMEM)
+				return 2;
+			errno = 0;
+			if (md_realloc(NULL, 100) || errno != ENOMEM)
+				return 3;
+			if (md_posix_memalign(&q, 64, 64) != ENOMEM || q)
+				return 4;
+			md_free(NULL);
+		}
+		return 0;
+	}
 	return 99;
 }
 
@@ -158,6 +178,16 @@ START_TEST(test_limit)
 }
 END_TEST
 
+/* A limit whose address space cannot be reserved (twice the limit, beyond the 128 TiB of
+ * user space): initialisation fails, and so does every call, without a crash. */
+START_TEST(test_init_failure)
+{
+	int st = run("limit=100T,verbose=1", "initfail", out, sizeof(out));
+
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, out);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	Suite *s;
@@ -172,6 +202,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_junk);
 	tcase_add_test(tc, test_no_abort);
 	tcase_add_test(tc, test_limit);
+	tcase_add_test(tc, test_init_failure);
 	suite_add_tcase(s, tc);
 	return mdt_run(s);
 }
