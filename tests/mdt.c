@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -117,4 +119,48 @@ void mdt_fail(const char *fmt, ...)
 	va_end(ap);
 	ck_abort_msg("%s", msg);
 	abort();	/* not reached: ck_abort_msg ends the test */
+}
+
+/* The child of mdt_run_self(): stderr to @fd, then exec; only returns to _exit. */
+static void mdt_exec_self(const char *opts, const char *const *args, int fd)
+{
+	char *argv[8] = { "mdt-child", "--child" };
+	char self[4096];
+	ssize_t n;
+	int i;
+
+	for (i = 0; args[i] && i < 6; i++)
+		argv[2 + i] = (char *)args[i];
+	argv[2 + i] = NULL;
+	dup2(fd, STDERR_FILENO);
+	setenv("MEMDESC_OPTIONS", opts, 1);
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		_exit(97);
+	self[n] = '\0';
+	execv(self, argv);
+	_exit(98);
+}
+
+int mdt_run_self(const char *opts, const char *const *args, char *err, size_t errlen)
+{
+	int pipefd[2], status;
+	size_t len = 0;
+	ssize_t r;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(pipefd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(pipefd[0]);
+		mdt_exec_self(opts, args, pipefd[1]);
+	}
+	close(pipefd[1]);
+	while (len + 1 < errlen && (r = read(pipefd[0], err + len, errlen - 1 - len)) > 0)
+		len += (size_t)r;
+	err[len] = '\0';
+	close(pipefd[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return status;
 }

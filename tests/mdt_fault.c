@@ -195,4 +195,13 @@ void mdt_fault_sweep(const struct mdt_fault_workload *w)
 	}
 }
 
+void mdt_fault_add_tcase(Suite *s, const TTest *test)
+{
+	TCase *tc = tcase_create("fault");
+
+	tcase_set_tags(tc, "fault");
+	tcase_set_timeout(tc, 0);
+	tcase_add_test(tc, test);
+	suite_add_tcase(s, tc);
+}
 #endif /* MEMDESC_FAULT_INJECTION */

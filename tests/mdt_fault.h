@@ -33,6 +33,8 @@
 #ifndef MDT_FAULT_H
 #define MDT_FAULT_H
 
+#include <check.h>
+
 #include "model/mdt_src.h"
 #include "fault.h"
 
@@ -141,6 +143,10 @@ struct mdt_fault_workload {
  * point is crossed but no run managed to inject a fault there.
  */
 void mdt_fault_sweep(const struct mdt_fault_workload *w);
+
+/* Add @test (a START_TEST that calls mdt_fault_sweep) to @s as the tcase "fault", tagged
+ * "fault" (tests/fault.cmake runs it alone), without a time limit. */
+void mdt_fault_add_tcase(Suite *s, const TTest *test);
 #endif
 
 #endif /* MDT_FAULT_H */

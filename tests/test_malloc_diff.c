@@ -103,11 +103,7 @@ int main(void)
 	tcase_add_test(tc, test_diff);
 	suite_add_tcase(s, tc);
 #ifdef MEMDESC_FAULT_INJECTION
-	tc = tcase_create("fault");
-	tcase_set_tags(tc, "fault");
-	tcase_set_timeout(tc, 0);
-	tcase_add_test(tc, test_fault);
-	suite_add_tcase(s, tc);
+	mdt_fault_add_tcase(s, test_fault);
 #endif
 	return mdt_run(s);
 }

@@ -141,36 +141,9 @@ static int child(const char *what, const char *arg)
 /* Run ourselves with MEMDESC_OPTIONS=@opts as "@what @arg"; stderr in @err. */
 static int run(const char *opts, const char *what, const char *arg, char *err, size_t errlen)
 {
-	int pipefd[2], status;
-	size_t len = 0;
-	ssize_t r;
-	pid_t pid;
+	const char *args[] = { what, arg, NULL };
 
-	ck_assert_int_eq(pipe(pipefd), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		char *argv[] = { "test_malloc_guard", "--child", (char *)what, (char *)arg, NULL };
-		char self[4096];
-		ssize_t n;
-
-		dup2(pipefd[1], STDERR_FILENO);
-		close(pipefd[0]);
-		setenv("MEMDESC_OPTIONS", opts, 1);
-		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		if (n <= 0)
-			_exit(97);
-		self[n] = '\0';
-		execv(self, argv);
-		_exit(98);
-	}
-	close(pipefd[1]);
-	while (len + 1 < errlen && (r = read(pipefd[0], err + len, errlen - 1 - len)) > 0)
-		len += (size_t)r;
-	err[len] = '\0';
-	close(pipefd[0]);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	return status;
+	return mdt_run_self(opts, args, err, errlen);
 }
 
 static char out[16384];
