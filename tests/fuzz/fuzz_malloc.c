@@ -6,7 +6,7 @@
  * (bad alignments, overflowing sizes, interior and double frees).
  *
  * The malloc layer is process-wide: each input uses at most SLOTS live blocks and
- * ends by freeing them all, md_malloc_trim() and memdesc_verify(). Bad frees must not
+ * ends by freeing them all, md_malloc_trim() and md_malloc_verify(). Bad frees must not
  * abort the process: the option abort=0 is set directly (the library's constructor
  * read MEMDESC_OPTIONS before the first input), and the model counts the reports
  * through md_malloc_error_hook().

@@ -321,5 +321,5 @@ void mmm_end(struct mmm *m)
 		}
 	}
 	md_malloc_trim(0);
-	CHECK(memdesc_verify() == 0, "memdesc_verify failed");
+	CHECK(md_malloc_verify() == 0, "md_malloc_verify failed");
 }

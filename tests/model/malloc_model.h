@@ -50,7 +50,7 @@ void mmm_op(struct mmm *m);
 /* A call that must be refused or reported (needs abort=0), nothing changed. */
 void mmm_bad(struct mmm *m);
 void mmm_check_overlaps(struct mmm *m);
-/* Check and free every live block, trim, memdesc_verify(). */
+/* Check and free every live block, trim, md_malloc_verify() (memdesc_verify() too). */
 void mmm_end(struct mmm *m);
 
 #endif /* MALLOC_MODEL_H */
