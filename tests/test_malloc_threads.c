@@ -11,10 +11,13 @@
 #include "memdesc.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <urcu-bp.h>
 
 #define PER_THREAD 64
@@ -129,6 +132,80 @@ START_TEST(test_exit_returns_magazines)
 }
 END_TEST
 
+/*
+ * A process whose last thread calls pthread_exit (or returns from its start routine)
+ * ends with status 0, although liburcu's call_rcu worker is still there (md_env.c,
+ * section 4). Each case runs in a child; alarm() turns a hang into a failure.
+ */
+static void *join_main_then_exit(void *arg)
+{
+	if (pthread_join(*(pthread_t *)arg, NULL) != 0)
+		_exit(3);
+	md_free(md_malloc(200));	/* the last thread: main is gone */
+	return NULL;
+}
+
+static void main_exits_first(void)
+{
+	static pthread_t main_thread;
+	pthread_t t;
+
+	main_thread = pthread_self();
+	md_free(md_malloc(100));
+	if (pthread_create(&t, NULL, join_main_then_exit, &main_thread) != 0)
+		_exit(2);
+	pthread_exit(NULL);
+}
+
+static void *fork_from_thread(void *arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	(void)arg;
+	if (pid == 0) {
+		md_free(md_malloc(50));	/* the child's only thread, then pthread_exit */
+		pthread_exit(NULL);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return (void *)1;
+	return (void *)(uintptr_t)(WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 2);
+}
+
+static void forked_child_thread_exits(void)
+{
+	pthread_t t;
+	void *ret;
+
+	md_free(md_malloc(100));
+	if (pthread_create(&t, NULL, fork_from_thread, NULL) != 0 || pthread_join(t, &ret) != 0)
+		_exit(2);
+	_exit(ret ? 4 : 0);
+}
+
+static void expect_clean_exit(void (*scenario)(void))
+{
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		alarm(60);
+		scenario();
+		_exit(9);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x%s", status,
+		      WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? " (hung)" : "");
+}
+
+START_TEST(test_last_thread_pthread_exit)
+{
+	expect_clean_exit(main_exits_first);
+	expect_clean_exit(forked_child_thread_exits);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("malloc_threads");
@@ -137,6 +214,7 @@ int main(void)
 	tcase_set_timeout(tc, 110);
 	tcase_add_test(tc, test_thread_churn);
 	tcase_add_test(tc, test_exit_returns_magazines);
+	tcase_add_test(tc, test_last_thread_pthread_exit);
 	suite_add_tcase(s, tc);
 	return mdt_run(s);
 }
