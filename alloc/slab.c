@@ -386,47 +386,17 @@ static void kmem_slab_destroy_list(struct kmem_cache *c, struct slab *dead)
 	}
 }
 
-/* Take up to @n objects from slab @s into @objs; c_lock held. Returns how many. */
-static unsigned int kmem_slab_take_locked(struct kmem_cache *c, struct slab *s, void **objs,
-					  unsigned int n)
-{
-	uint64_t *bm = slab_bitmap(c, s);
-	unsigned int got = 0;
-
-	while (got < n && s->s_inuse < c->c_nobj) {
-		uint32_t w = s->s_hint;
-		uint64_t word;
-		uint32_t i;
-
-		while ((word = __atomic_load_n(&bm[w], __ATOMIC_RELAXED)) == UINT64_MAX)
-			w++;
-		i = w * 64 + (uint32_t)__builtin_ctzll(~word);
-		s->s_hint = w;
-		kmem_bit_set(bm, i, true);
-		s->s_inuse++;
-		objs[got++] = slab_base(s) + (size_t)i * c->c_stride;
-	}
-	kmem_slab_relist(c, s);
-	c->c_inuse += got;
-	return got;
-}
-
-/* The slab to allocate from: partial first, then empty; NULL if the cache must grow. */
-static struct slab *kmem_slab_pick_locked(struct kmem_cache *c)
-{
-	struct slab *s = c->c_lists[KMEM_LIST_PARTIAL];
-
-	return s ? s : c->c_lists[KMEM_LIST_EMPTY];
-}
-
 unsigned int kmem__slab_alloc_batch(struct kmem_cache *c, void **objs, unsigned int n)
 {
 	unsigned int got = 0;
 
 	pthread_mutex_lock(&c->c_lock);
 	while (got < n) {
-		struct slab *s = kmem_slab_pick_locked(c);
+		struct slab *s = c->c_lists[KMEM_LIST_PARTIAL];
+		uint64_t *bm;
 
+		if (!s)
+			s = c->c_lists[KMEM_LIST_EMPTY];
 		if (!s) {
 			if (got)
 				break;
@@ -438,23 +408,25 @@ unsigned int kmem__slab_alloc_batch(struct kmem_cache *c, void **objs, unsigned 
 			kmem_list_add(c, s, KMEM_LIST_EMPTY);
 			continue;
 		}
-		got += kmem_slab_take_locked(c, s, objs + got, n - got);
+		bm = slab_bitmap(c, s);
+		while (got < n && s->s_inuse < c->c_nobj) {
+			uint32_t w = s->s_hint;
+			uint64_t word;
+			uint32_t i;
+
+			while ((word = __atomic_load_n(&bm[w], __ATOMIC_RELAXED)) == UINT64_MAX)
+				w++;
+			i = w * 64 + (uint32_t)__builtin_ctzll(~word);
+			s->s_hint = w;
+			kmem_bit_set(bm, i, true);
+			s->s_inuse++;
+			objs[got++] = slab_base(s) + (size_t)i * c->c_stride;
+		}
+		kmem_slab_relist(c, s);
 	}
+	c->c_inuse += got;
 	pthread_mutex_unlock(&c->c_lock);
 	return got;
-}
-
-void *kmem__slab_alloc_nogrow(struct kmem_cache *c)
-{
-	void *obj = NULL;
-	struct slab *s;
-
-	pthread_mutex_lock(&c->c_lock);
-	s = kmem_slab_pick_locked(c);
-	if (s)
-		kmem_slab_take_locked(c, s, &obj, 1);
-	pthread_mutex_unlock(&c->c_lock);
-	return obj;
 }
 
 void kmem__slab_free_batch(struct kmem_cache *c, void **objs, unsigned int n)

@@ -98,9 +98,6 @@ struct kmem_cache *kmem__cache_create_static(const char *name, size_t size, size
 
 /* Slab layer (slab.c). */
 unsigned int kmem__slab_alloc_batch(struct kmem_cache *c, void **objs, unsigned int n);
-/* One object from the slabs the cache already has, NULL rather than grow: for the
- * free path, which must not allocate memory (DESIGN.md). c_lock taken inside. */
-void *kmem__slab_alloc_nogrow(struct kmem_cache *c);
 /* Free objects into their slabs. Objects must have been validated. */
 void kmem__slab_free_batch(struct kmem_cache *c, void **objs, unsigned int n);
 /* Validate a pointer for kmem_cache_free(): 0, or -EINVAL reported by @fn. */

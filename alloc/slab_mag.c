@@ -17,7 +17,7 @@
  *    Per cache, under c_depot_lock: a list of full magazines and a list of empty ones.
  *    alloc: previous (empty) -> depot empty list, loaded -> previous, a full magazine
  *    from the depot -> loaded. free: previous (full) -> depot full list, loaded ->
- *    previous, an empty magazine (from the depot, or see section 4) -> loaded. When
+ *    previous, an empty magazine (from the depot, or newly allocated) -> loaded. When
  *    the depot has no full magazine, an empty magazine is filled with half its capacity
  *    from the slab layer in one locked step.
  *
@@ -30,13 +30,9 @@
  *
  * 4. Magazines come from slab caches of magazines, which have no magazine layer (a
  *    magazine cache's objects never need a magazine). The allocation path allocates a
- *    magazine only when it is not nested in slab growth (kmem__nesting == 0), and when
- *    it finds no full magazine in the depot it also puts an empty one there if the depot
- *    has none. The free path never grows a cache (DESIGN.md: freeing never allocates):
- *    its empty magazine comes from the depot, or from a magazine slab that already has
- *    room (kmem__slab_alloc_nogrow), and so does a thread's struct kmem_tls when a free
- *    is its first magazine operation; failing that, the object goes to the slab layer.
- *    This keeps the recursion bounded (boot.c section 3) and a free from needing memory.
+ *    magazine only when it is not nested in slab growth (kmem__nesting == 0); a free
+ *    that cannot get an empty magazine frees to the slab layer. Both keep the recursion
+ *    bounded (boot.c section 3).
  *
  * 5. Threads
  *    A thread's struct kmem_tls comes from kmem_tls_cache on its first magazine
@@ -114,15 +110,10 @@ static struct kmem_cache *kmem_mag_cache_of(const struct kmem_magazine *m)
 	md__panic("kmem: magazine %p has capacity %u", (const void *)m, m->m_cap);
 }
 
-/*
- * A new empty magazine of the cache's current size. @grow false (the free path): only
- * from slabs the magazine cache already has, never new memory (section 4).
- */
-static struct kmem_magazine *kmem_mag_new(struct kmem_cache *c, bool grow)
+static struct kmem_magazine *kmem_mag_new(struct kmem_cache *c)
 {
 	unsigned int t = atomic_load_explicit(&c->c_magtype, memory_order_relaxed);
-	struct kmem_magazine *m = grow ? kmem_cache_alloc(kmem_mag_cache[t])
-				       : kmem__slab_alloc_nogrow(kmem_mag_cache[t]);
+	struct kmem_magazine *m = kmem_cache_alloc(kmem_mag_cache[t]);
 
 	if (m) {
 		m->m_next = NULL;
@@ -303,8 +294,7 @@ int kmem__depot_verify(struct kmem_cache *c)
 
 /* ---- per-thread state --------------------------------------------------------- */
 
-/* This thread's magazines, made on first use; @grow as for kmem_mag_new(). */
-static struct kmem_tls *kmem_tls_get(bool grow)
+static struct kmem_tls *kmem_tls_get(void)
 {
 	struct kmem_tls *t = kmem__tls;
 
@@ -313,7 +303,7 @@ static struct kmem_tls *kmem_tls_get(bool grow)
 	if (kmem_tls_busy || kmem__nesting)
 		return NULL;
 	kmem_tls_busy = true;
-	t = grow ? kmem_cache_alloc(kmem_tls_cache) : kmem__slab_alloc_nogrow(kmem_tls_cache);
+	t = kmem_cache_alloc(kmem_tls_cache);
 	if (t) {
 		memset(t, 0, sizeof(*t));
 		pthread_mutex_lock(&kmem_tls_lock);
@@ -396,20 +386,6 @@ void kmem__mag_purge_all_threads(struct kmem_cache *c)
 
 /* ---- the slow paths ----------------------------------------------------------- */
 
-/*
- * The allocation path stocks the depot with an empty magazine when it has none, so that
- * frees (which may not grow the magazine cache) find one: a thread that only frees what
- * others allocate still works from magazines. Failure is harmless: frees then go to the
- * slab layer.
- */
-static void kmem_depot_provision_empty(struct kmem_cache *c)
-{
-	struct kmem_magazine *m = kmem_mag_new(c, true);
-
-	if (m)
-		kmem_depot_put(c, m);
-}
-
 static void *kmem_slab_alloc_one(struct kmem_cache *c)
 {
 	void *obj;
@@ -422,11 +398,10 @@ static void *kmem_slab_alloc_one(struct kmem_cache *c)
 
 void *kmem__mag_alloc(struct kmem_cache *c)
 {
-	struct kmem_tls *t = kmem_tls_get(true);
+	struct kmem_tls *t = kmem_tls_get();
 	struct kmem_cpu *cpu;
 	struct kmem_magazine *m, *full;
 	unsigned int n;
-	bool want_empty;
 
 	if (!t)
 		return kmem_slab_alloc_one(c);
@@ -452,16 +427,13 @@ void *kmem__mag_alloc(struct kmem_cache *c)
 		pthread_mutex_unlock(&c->c_depot_lock);
 		return full->m_obj[--full->m_rounds];
 	}
-	want_empty = !c->c_empty;
 	pthread_mutex_unlock(&c->c_depot_lock);
 	/* None: fill an empty magazine from the slab layer. */
 	m = cpu->loaded;
 	if (!m && !kmem__nesting) {
-		m = kmem_mag_new(c, true);
+		m = kmem_mag_new(c);
 		cpu->loaded = m;
 	}
-	if (want_empty && !kmem__nesting)
-		kmem_depot_provision_empty(c);
 	if (!m)
 		return kmem_slab_alloc_one(c);
 	n = kmem__slab_alloc_batch(c, m->m_obj, m->m_cap / 2 ? m->m_cap / 2 : 1);
@@ -475,7 +447,7 @@ void *kmem__mag_alloc(struct kmem_cache *c)
 
 void kmem__mag_free(struct kmem_cache *c, void *obj)
 {
-	struct kmem_tls *t = kmem_tls_get(false);
+	struct kmem_tls *t = kmem_tls_get();
 	struct kmem_cpu *cpu;
 	struct kmem_magazine *m, *empty;
 
@@ -500,7 +472,7 @@ void kmem__mag_free(struct kmem_cache *c, void *obj)
 	empty = kmem_depot_get_empty_locked(c);
 	pthread_mutex_unlock(&c->c_depot_lock);
 	if (!empty && !kmem__nesting)
-		empty = kmem_mag_new(c, false);
+		empty = kmem_mag_new(c);
 	if (!empty) {
 		kmem__slab_free_batch(c, &obj, 1);
 		return;

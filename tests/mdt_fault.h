@@ -96,10 +96,10 @@ static inline unsigned long mdt_fault_calls(int p)
 
 /*
  * A free that must cross no fault point (DESIGN.md: freeing never allocates; what a
- * free needs is taken when the memory is allocated): vmem_free, xa_erase, pages_free,
- * kmem_cache_free and what calls it (folio_put, md_free: the free path takes magazines
- * only from the depot or from magazine slabs that have room, alloc/slab_mag.c section 4).
- * Checked in fault-injection builds.
+ * free needs is taken when the memory is allocated): vmem_free, xa_erase, pages_free.
+ * Checked in fault-injection builds. Not for kmem_cache_free and what calls it
+ * (folio_put, md_free): a free there may take an empty magazine from the magazine cache
+ * (Bonwick's design, alloc/slab_mag.c), and falls back to the slab if it cannot.
  */
 #define MDT_FREE(stmt)                                                                 \
 	do {                                                                           \

@@ -85,11 +85,10 @@ void mmm_check_overlaps(struct mmm *m)
 
 static void op_free(struct mmm_block *l, unsigned kind)
 {
-	/* A free crosses no fault point (slab_mag.c, 4: no magazine growth on free). */
 	if (kind == 0)
-		MDT_FREE(md_free_sized(l->p, l->size));
+		md_free_sized(l->p, l->size);
 	else
-		MDT_FREE(md_free(l->p));
+		md_free(l->p);
 	l->p = NULL;
 }
 

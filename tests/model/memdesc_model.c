@@ -179,7 +179,7 @@ static void op_free(struct mdm *m)
 			folio_put(a.f);		/* not the last reference: still mapped */
 			check_alloc_mapped(&a);
 		}
-		MDT_FREE(folio_put(a.f));
+		folio_put(a.f);
 		for (size_t k = 0; k < a.n; k++)
 			REQ((pfn_to_memdesc(a.pfn + k)) == (0));
 	} else {
@@ -187,7 +187,7 @@ static void op_free(struct mdm *m)
 		MDT_FREE(REQ((pages_free_checked(a.pfn, a.n)) == (0)));
 		for (size_t k = 0; k < a.n; k++)
 			REQ((pfn_to_memdesc(a.pfn + k)) == (0));
-		MDT_FREE(kmem_cache_free(m->raw_desc_cache, a.f));
+		kmem_cache_free(m->raw_desc_cache, a.f);
 	}
 }
 
@@ -340,7 +340,7 @@ static void op_obj_free(struct mdm *m)
 	struct mdm_obj o = m->objs[i];
 
 	check_fill(o.p, cache_size[o.cache] & ~(size_t)7, o.seed);
-	MDT_FREE(REQ((kmem_cache_free_checked(m->caches[o.cache], o.p)) == (0)));
+	REQ((kmem_cache_free_checked(m->caches[o.cache], o.p)) == (0));
 	m->objs[i] = m->objs[--m->nobjs];
 }
 
