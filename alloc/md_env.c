@@ -64,7 +64,10 @@
  *    handler created it: md_rcu_worker); the destructor of an exiting thread that
  *    finds only itself and the worker alive (zombies do not count) calls exit(0), as
  *    glibc would have. The task list is read with getdents64 into a stack buffer, no
- *    malloc, and only when at most a few threads exist.
+ *    malloc, and only when at most a few threads exist. Open: two threads that end at
+ *    the same moment can each see the other still alive, and then neither ends the
+ *    process (CPython's test_3_join_in_forked_from_thread hits it about one run in
+ *    three); a count of the threads still to run this destructor would close it.
  *
  * 5. Statistics
  *    md_malloc_stats_print() writes memdesc_stats() (generated from the MEMDESC_STATS
