@@ -91,4 +91,19 @@ static inline void mdt_memdesc_check_clean(void)
 		ck_abort_msg("vmem_check of the page arenas failed");
 }
 
+#ifdef MEMDESC_MD_MALLOC_H
+/* The malloc layer after a run: trimmed, it holds no block, and memdesc is clean. */
+static inline void mdt_malloc_check_clean(void)
+{
+	struct md_malloc_stats ms;
+
+	md_malloc_trim(0);
+	mdt_memdesc_check_clean();
+	md_malloc_stats(&ms);
+	ck_assert_msg(ms.small_in_use == 0 && ms.large_in_use == 0,
+		      "leak: %zu bytes of small blocks, %zu of large ones", ms.small_in_use,
+		      ms.large_in_use);
+}
+#endif
+
 #endif /* MDT_FAULT_MEMDESC_H */
