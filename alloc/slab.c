@@ -204,6 +204,17 @@ int kmem__boot(void)
 
 /* ---- slabs -------------------------------------------------------------------- */
 
+/*
+ * The page-map word of a slab of @c: tagged with the cache id + 1 (0: no id), so that
+ * free() finds the cache from the word alone (memdesc.h, md_malloc.c section 7).
+ */
+_Static_assert(KMEM_MAX_CACHES <= MEMDESC_TAG_MAX, "a cache id + 1 fits a memdesc tag");
+
+static inline memdesc_t kmem_slab_word(const struct kmem_cache *c, const struct slab *s)
+{
+	return memdesc_mk_tagged(s, MEMDESC_SLAB, c->c_id >= 0 ? (unsigned int)c->c_id + 1 : 0);
+}
+
 static inline char *slab_base(const struct slab *s)
 {
 	return pfn_to_virt(s->s_pfn);
@@ -324,7 +335,7 @@ static struct slab *kmem_slab_grow(struct kmem_cache *c)
 		s->s_inuse = 1;
 	}
 	/* Published last: a reader that finds the word finds a complete slab. */
-	if (pages__publish(pfn, np, memdesc_mk(s, MEMDESC_SLAB))) {
+	if (pages__publish(pfn, np, kmem_slab_word(c, s))) {
 		pages__put_range(pfn, np);
 		if (!c->c_self_desc)
 			kmem_cache_free(kmem_slab_cache, s);
@@ -740,9 +751,9 @@ int kmem_cache_verify(struct kmem_cache *c)
 					bad = 1;
 					break;
 				}
-			if (pfn_to_memdesc(s->s_pfn) != memdesc_mk(s, MEMDESC_SLAB) ||
+			if (pfn_to_memdesc(s->s_pfn) != kmem_slab_word(c, s) ||
 			    !pages__is_allocation(s->s_pfn, s->s_npages,
-						  memdesc_mk(s, MEMDESC_SLAB))) {
+						  kmem_slab_word(c, s))) {
 				md__report("kmem_cache_verify: %s: slab %p is not mapped as its pages",
 					   c->c_name, (void *)s);
 				bad = 1;

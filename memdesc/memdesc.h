@@ -31,7 +31,17 @@ extern "C" {
 #define MEMDESC_PAGE_SHIFT 12
 #define MEMDESC_PAGE_SIZE ((size_t)1 << MEMDESC_PAGE_SHIFT)
 
-/* Pointer to a 16-byte aligned descriptor | enum memdesc_type in the low 4 bits. */
+/*
+ * Pointer to a 16-byte aligned descriptor | enum memdesc_type in the low 4 bits, and an
+ * optional tag in bits 48..56 that the descriptor's owner chooses. Descriptors live in
+ * user space below 2^47 (memdesc_init() checks that its frame space ends below 2^48),
+ * so the pointer never reaches the tag. The tag lets a hot path learn what it needs
+ * from the word alone instead of loading the descriptor, a cache miss when pages are
+ * touched at random: slab.c puts its cache's id + 1 there, and free() of a small block
+ * finds its size class without reading struct slab (alloc/md_malloc.c, section 7).
+ * The page map stores words as XArray value entries, which keep 63 bits: bit 63 is
+ * never used.
+ */
 typedef uintptr_t memdesc_t;
 
 enum memdesc_type {
@@ -42,14 +52,24 @@ enum memdesc_type {
 };
 
 #define MEMDESC_TYPE_MASK ((memdesc_t)0xf)
+#define MEMDESC_TAG_SHIFT 48
+#define MEMDESC_TAG_MAX 511u
+#define MEMDESC_PTR_MASK ((((memdesc_t)1 << MEMDESC_TAG_SHIFT) - 1) & ~MEMDESC_TYPE_MASK)
 
 struct folio;
 struct slab;
 
-/** memdesc_mk() - the word for descriptor @ptr (16-byte aligned) of @type. */
+/** memdesc_mk() - the word for descriptor @ptr (16-byte aligned) of @type, no tag. */
 static inline memdesc_t memdesc_mk(const void *ptr, enum memdesc_type type)
 {
 	return (memdesc_t)ptr | (memdesc_t)type;
+}
+
+/** memdesc_mk_tagged() - memdesc_mk() with @tag (0..MEMDESC_TAG_MAX) in the word. */
+static inline memdesc_t memdesc_mk_tagged(const void *ptr, enum memdesc_type type,
+					  unsigned int tag)
+{
+	return memdesc_mk(ptr, type) | ((memdesc_t)tag << MEMDESC_TAG_SHIFT);
 }
 
 /** memdesc_type() - the type of a memdesc word; MEMDESC_NONE for 0. */
@@ -58,10 +78,16 @@ static inline enum memdesc_type memdesc_type(memdesc_t md)
 	return (enum memdesc_type)(md & MEMDESC_TYPE_MASK);
 }
 
+/** memdesc_tag() - the tag of a memdesc word (0: none). */
+static inline unsigned int memdesc_tag(memdesc_t md)
+{
+	return (unsigned int)(md >> MEMDESC_TAG_SHIFT) & MEMDESC_TAG_MAX;
+}
+
 /** memdesc_ptr() - the descriptor a memdesc word points at; NULL for 0. */
 static inline void *memdesc_ptr(memdesc_t md)
 {
-	return (void *)(md & ~MEMDESC_TYPE_MASK);
+	return (void *)(md & MEMDESC_PTR_MASK);
 }
 
 /** memdesc_folio() - the folio of @md, or NULL if @md is not a folio. */

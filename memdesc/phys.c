@@ -223,6 +223,12 @@ int md__phys_init(void)
 	md_phys.base = ((uintptr_t)p + chunk_bytes - 1) & ~(uintptr_t)(chunk_bytes - 1);
 	md_phys.nr_pfns = (unsigned long)(reserve >> MD_PAGE_SHIFT) & ~(MD_CHUNK_PAGES - 1);
 	md_phys.limit = limit;
+	/* Descriptors live here: they must stay below a memdesc word's tag (memdesc.h). */
+	if (md_phys.base + ((uintptr_t)md_phys.nr_pfns << MD_PAGE_SHIFT) >
+	    ((uintptr_t)1 << MEMDESC_TAG_SHIFT)) {
+		munmap(p, reserve + chunk_bytes);
+		return -ENOMEM;
+	}
 	md_phys.os_arena = vmem_create("memdesc-os", 0, md_phys.nr_pfns, MD_CHUNK_PAGES, NULL,
 				       NULL, NULL, 0, 0);
 	if (!md_phys.os_arena)

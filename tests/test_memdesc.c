@@ -89,6 +89,22 @@ START_TEST(test_memdesc_word)
 	ck_assert_ptr_eq(memdesc_slab(md), (struct slab *)&fo);
 	ck_assert_int_eq(memdesc_type(0), MEMDESC_NONE);
 	ck_assert_ptr_null(memdesc_ptr(0));
+	ck_assert_uint_eq(memdesc_tag(md), 0);
+	/* A tag changes neither the type nor the pointer, and survives the page map. */
+	for (unsigned int tag = 1; tag <= MEMDESC_TAG_MAX; tag += 255) {
+		md = memdesc_mk_tagged(&fo, MEMDESC_SLAB, tag);
+		ck_assert_uint_eq(memdesc_tag(md), tag);
+		ck_assert_int_eq(memdesc_type(md), MEMDESC_SLAB);
+		ck_assert_ptr_eq(memdesc_slab(md), (struct slab *)&fo);
+	}
+	{
+		unsigned long pfn;
+
+		md = memdesc_mk_tagged(&fo, MEMDESC_FOLIO, MEMDESC_TAG_MAX);
+		ck_assert_int_eq(pages_alloc(md, 3, 1, &pfn), 0);
+		ck_assert_uint_eq(pfn_to_memdesc(pfn + 2), md);
+		pages_free(pfn, 3);
+	}
 }
 END_TEST
 

@@ -355,12 +355,28 @@ START_TEST(test_cache_ids)
 		}
 	}
 	ck_assert_int_gt(n, KMEM_MAX_CACHES - 16);
-	for (int i = 0; i < n; i++) {
-		void *p = kmem_cache_alloc(c[i]);
+	{
+		/* Each cache's slabs are tagged in the page map with a tag of its own. */
+		static unsigned char seen[MEMDESC_TAG_MAX + 1];
 
-		ck_assert_ptr_nonnull(p);
-		kmem_cache_free(c[i], p);
-		kmem_cache_destroy(c[i]);
+		memset(seen, 0, sizeof(seen));
+		for (int i = 0; i < n; i++) {
+			void *p = kmem_cache_alloc(c[i]), *q = kmem_cache_alloc(c[i]);
+			memdesc_t mp, mq;
+
+			ck_assert_ptr_nonnull(p);
+			ck_assert_ptr_nonnull(q);
+			mp = pfn_to_memdesc(virt_to_pfn(p));
+			mq = pfn_to_memdesc(virt_to_pfn(q));
+			ck_assert_ptr_nonnull(memdesc_slab(mp));
+			ck_assert_uint_ne(memdesc_tag(mp), 0);
+			ck_assert_uint_eq(memdesc_tag(mp), memdesc_tag(mq));
+			ck_assert_int_eq(seen[memdesc_tag(mp)], 0);
+			seen[memdesc_tag(mp)] = 1;
+			kmem_cache_free(c[i], q);
+			kmem_cache_free(c[i], p);
+			kmem_cache_destroy(c[i]);
+		}
 	}
 	/* Ids were given back. */
 	c[0] = kmem_cache_create("again", 16, 0, 0);
@@ -371,6 +387,7 @@ START_TEST(test_cache_ids)
 	{
 		void *p = kmem_cache_alloc(c[0]);
 
+		ck_assert_uint_eq(memdesc_tag(pfn_to_memdesc(virt_to_pfn(p))), 0);
 		ck_assert_int_eq(kmem_cache_free_checked(c[0], p), 0);
 		ck_assert_int_eq(kmem_cache_free_checked(c[0], p), -EINVAL);	/* in its slab */
 	}
