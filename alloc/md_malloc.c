@@ -25,7 +25,10 @@
  *    costs at most 4095 / 32769 < 12.5%, the same bound as the classes. realloc
  *    resizes a large block in place first (folio_resize, down to vmem_resize): it
  *    grows into the free pages right after it (1/8 more than asked when they are
- *    there, so that n growth steps resize O(log n) times), or gives back its tail
+ *    there, so that n growth steps resize O(log n) times; pages freed but kept
+ *    resident count as free: a freed block after it in the large-block cache is given
+ *    back for the grow, md_lc_evict_next, and the page allocator takes such pages off
+ *    its dirty list), or gives back its tail
  *    pages when that frees more than an eighth of it (the 12.5% bound again). When the pages after it
  *    are taken (or in another span of the page arena), a shrink keeps the block while
  *    at least half of it stays used, and a grow moves it; to keep a block grown step
@@ -594,6 +597,52 @@ static void md_lc_drain(void)
 	}
 }
 
+/*
+ * realloc growing @blk in place: when the block right after it is a freed one in this
+ * cache, give that one back to the page allocator, whose dirty list then lends its
+ * resident pages to the grow (pages.c, section 7). true if a block was given back.
+ * The candidate is read inside the caller's entry section (descriptors are
+ * type-stable) and trusted only once it was found on, and unlinked from, its bucket.
+ */
+static bool md_lc_evict_next(const struct md_block *blk)
+{
+	unsigned long next = md__virt_to_pfn(blk->p) + folio_nr_pages(blk->folio);
+	struct md_lc_bucket *bk;
+	struct folio *f;
+	void **link, *q;
+	size_t np;
+	bool found = false;
+
+	if (!atomic_load_explicit(&md_lc_pages, memory_order_relaxed) || next >= md_phys.nr_pfns)
+		return false;
+	f = memdesc_folio(md__pfn_to_memdesc_rcu(next));
+	if (!f)
+		return false;
+	np = folio_nr_pages(f);
+	if (np < MD_LC_MIN_PAGES || np > MD_LC_MAX_PAGES)
+		return false;
+	q = md__pfn_to_virt(next);
+	bk = &md_lc[md_lc_bucket(np)];
+	pthread_mutex_lock(&bk->lock);
+	for (link = &bk->head; *link; link = (void **)*link) {
+		if (*link == q) {
+			*link = *(void **)q;
+			bk->n--;
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&bk->lock);
+	if (!found)
+		return false;
+	f = md_lc_folio(q);	/* ours now: its folio cannot change */
+	np = folio_nr_pages(f);
+	atomic_fetch_sub_explicit(&md_lc_pages, np, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&md_large_pages, np, memory_order_relaxed);
+	folio_put(f);
+	return true;
+}
+
 size_t md__large_cached_bytes(void)
 {
 	return atomic_load_explicit(&md_lc_pages, memory_order_relaxed) << MD_PAGE_SHIFT_;
@@ -980,6 +1029,12 @@ static bool md_resize_pages(struct md_block *blk, size_t np)
 	return true;
 }
 
+/* Grow the large block @blk in place to 1/8 more than @np pages, or to @np. */
+static bool md_grow_pages(struct md_block *blk, size_t np)
+{
+	return md_resize_pages(blk, np + np / 8) || md_resize_pages(blk, np);
+}
+
 /* guard=1: the block stays at @p for @size bytes: its canary moves. */
 static void *md_realloc_stay(struct md_block *blk, size_t size)
 {
@@ -1049,7 +1104,8 @@ void *md_realloc(void *p, size_t size)
 		 * given back one step before it is needed.
 		 */
 		if (need <= SIZE_MAX - MD_PAGE && np > have && np <= SIZE_MAX / MD_PAGE / 2 &&
-		    (md_resize_pages(&blk, np + np / 8) || md_resize_pages(&blk, np))) {
+		    (md_grow_pages(&blk, np) ||
+		     (md_lc_evict_next(&blk) && md_grow_pages(&blk, np)))) {
 			md__leave();
 			return md_realloc_stay(&blk, size);
 		}

@@ -76,7 +76,11 @@
  *    are never resized in place, -ENOMEM, and the caller moves them.) The page map
  *    ends up exactly as a fresh pages__publish() of the new run would leave it, so
  *    freeing still needs no node and the run has at most 2*log2(N) entries:
- *    - grow: the frames first, then one store of md over the whole new run. Aligned
+ *    - grow: the frames first, then one store of md over the whole new run. When the
+ *      frames after the run are a freed range on the dirty list (often: the block
+ *      freed just before, or one the malloc layer's cache gave back for this grow),
+ *      that range leaves the list for the arena first (md_dirty_claim); its frames
+ *      are resident, so growing into them costs no page fault. Aligned
  *      blocks nest, so each block of the new run holds whole blocks of the old one;
  *      readers of the old pages see md throughout and the new ones appear whole. If
  *      the store finds no node, the frames go back (vmem_resize shrink).
@@ -436,6 +440,55 @@ static bool md_dirty_take(size_t npages, size_t align, unsigned long *pfnp)
 		return true;
 	}
 	return md_dirty_carve(r, npages, pfnp);
+}
+
+/*
+ * Growing in place into a dirty range (section 7): take the range that starts at
+ * @start off the list, if it holds at least @npages, and give it back to the arena so
+ * that vmem_resize() of the allocation ending at @start can take its frames (resident:
+ * no page faults). The whole list is scanned: this runs only when a grow found its
+ * next pages taken. If a racing allocation takes part of the range before the resize,
+ * the resize fails and what is left stays free in the arena unpurged, as after a
+ * failed md_dirty_carve().
+ */
+static bool md_dirty_claim(unsigned long start, size_t npages, struct md_range *got)
+{
+	bool found = false;
+
+	if (!atomic_load_explicit(&md_dirty_pages, memory_order_relaxed))
+		return false;
+	pthread_mutex_lock(&md_dirty.lock);
+	for (size_t i = md_dirty.n; i-- > 0;) {
+		if (md_dirty.r[i].pfn != start)
+			continue;
+		if (md_dirty.r[i].n >= npages) {
+			*got = md_dirty.r[i];
+			md_dirty.pages -= got->n;
+			md_dirty.n--;
+			memmove(&md_dirty.r[i], &md_dirty.r[i + 1],
+				(md_dirty.n - i) * sizeof(md_dirty.r[0]));
+			atomic_fetch_sub(&md_dirty_pages, (long)got->n);
+			found = true;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&md_dirty.lock);
+	if (found)
+		md__arena_free(got->pfn, got->n);
+	return found;
+}
+
+/* The part of claimed range @r past @end goes back on the dirty list. */
+static void md_dirty_unclaim_rest(struct md_range r, unsigned long end)
+{
+	unsigned long tail = end;
+	size_t rest;
+
+	if (r.pfn + r.n <= end)
+		return;
+	rest = r.pfn + r.n - end;
+	if (md__arena_take(tail, rest) == 0)
+		md_dirty_put(&tail, &rest, 1);
 }
 
 void pages__dirty_flush(void)
@@ -1071,10 +1124,16 @@ static void md_map_merge(unsigned long pfn, size_t npages, memdesc_t md)
 
 static int md_pages_grow(unsigned long pfn, size_t npages, size_t new_npages, memdesc_t md)
 {
+	struct md_range r;
 	void *old;
 
-	if (md__arena_resize(pfn, npages, new_npages))
-		return -ENOMEM;
+	if (md__arena_resize(pfn, npages, new_npages)) {
+		/* The next frames may be a freed range kept on the dirty list. */
+		if (!md_dirty_claim(pfn + npages, new_npages - npages, &r) ||
+		    md__arena_resize(pfn, npages, new_npages))
+			return -ENOMEM;
+		md_dirty_unclaim_rest(r, pfn + new_npages);
+	}
 	/*
 	 * One store of the whole run: its blocks hold the old ones (aligned blocks nest),
 	 * so readers of the old pages see md at every step, and the new pages appear.

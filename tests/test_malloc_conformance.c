@@ -390,8 +390,36 @@ START_TEST(test_realloc_in_place)
 	ck_assert_uint_eq(q[3 * MiB - 1], 0x6b);
 	ck_assert_uint_eq(q[4 * MiB - 1], 0x6c);
 	q[64 * MiB - 1] = 1;
-	/* A block that cannot grow in place (another block right after it) moves. */
 	md_free(q);
+	/*
+	 * Pages after the block that were freed but kept resident count as free: the
+	 * page allocator's dirty list (the tail a shrink gave back) and a freed block in
+	 * the large-block cache (given back for the grow). (Sizes leave 64 bytes of their
+	 * last page for guard=1's canary, so that the page counts are the same.)
+	 */
+	md_malloc_trim(0);
+	p = md_malloc(320 * 1024);
+	ck_assert_ptr_nonnull(p);
+	memset(p, 0x2d, 320 * 1024);
+	ck_assert_ptr_eq(md_realloc(p, 160 * 1024 - 64), p);		/* tail onto the dirty list */
+	q = md_malloc(160 * 1024 - 64);		/* the tail's range, reused exactly */
+	ck_assert_ptr_eq(q, p + 160 * 1024);
+	md_free(q);				/* kept in the large-block cache */
+	{
+		struct md_malloc_stats st;
+
+		md_malloc_stats(&st);
+		ck_assert_uint_eq(st.large_cached, 160 * 1024);
+		ck_assert_ptr_eq(md_realloc(p, 300 * 1024), p);
+		md_malloc_stats(&st);
+		ck_assert_uint_eq(st.large_cached, 0);
+	}
+	ck_assert_ptr_eq(md_realloc(p, 160 * 1024 - 64), p);		/* tail onto the dirty list */
+	ck_assert_ptr_eq(md_realloc(p, 170 * 1024), p);		/* and back from it */
+	for (size_t i = 0; i < 160 * 1024 - 64; i += 999)
+		ck_assert_uint_eq(p[i], 0x2d);
+	md_free(p);
+	/* A block that cannot grow in place (another block right after it) moves. */
 	md_malloc_trim(0);
 	p = md_malloc(200 * 1024);
 	q = md_malloc(200 * 1024);

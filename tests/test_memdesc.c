@@ -372,12 +372,27 @@ START_TEST(test_pages_resize)
 	check_free(pfn + 3, 509);
 	check_fill(pfn, 3, 0x3c);
 	ck_assert_int_eq(memdesc_verify(), 0);
-	/* The tail sits on the dirty list as a range of its own: no growing into it. */
+	/*
+	 * The tail sits on the dirty list, resident: a grow takes it off the list (only
+	 * what it needs: the rest stays there) and keeps what was in its pages.
+	 */
 	memdesc_stats(&a);
-	ck_assert_int_eq(pages_resize(pfn, 3, 4), -ENOMEM);
+	ck_assert_uint_ge(a.pages_dirty, 509);
+	ck_assert_int_eq(pages_resize(pfn, 3, 100), 0);
 	memdesc_stats(&b);
-	ck_assert_uint_eq(a.pages_folio, b.pages_folio);
-	ck_assert_uint_eq(a.pages_arena_alloc, b.pages_arena_alloc);
+	ck_assert_uint_eq(b.pages_dirty, a.pages_dirty - 97);
+	ck_assert_uint_eq(b.pages_arena_alloc, a.pages_arena_alloc);	/* still all taken */
+	fix_desc(0, pfn, 100);
+	check_canonical(pfn, 100, md);
+	check_fill(pfn, 100, 0x3c);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	ck_assert_int_eq(pages_resize(pfn, 100, 3), 0);
+	fix_desc(0, pfn, 3);
+	/* A grow larger than the dirty range after it does not take it. */
+	memdesc_stats(&a);
+	ck_assert_int_eq(pages_resize(pfn, 3, 3 + 97 + 1), -ENOMEM);
+	memdesc_stats(&b);
+	ck_assert_uint_eq(b.pages_dirty, a.pages_dirty);
 	check_canonical(pfn, 3, md);
 	/* Purged, it is free in the arena: the allocation grows in place, page by page too. */
 	memdesc_purge();
@@ -471,10 +486,9 @@ START_TEST(test_folio_resize)
 		ck_assert_int_eq(folio_resize(f, 32), 0);
 		ck_assert_uint_eq(folio_order(f), 5);
 		check_canonical(pfn, 32, memdesc_mk(f, MEMDESC_FOLIO));
-		ck_assert_int_eq(folio_resize(f, 40), -ENOMEM);	/* the tail is dirty */
-		ck_assert_uint_eq(folio_nr_pages(f), 32);
-		memdesc_purge();
+		/* the tail, on the dirty list, is taken back */
 		ck_assert_int_eq(folio_resize(f, 40), 0);
+		check_fill(pfn, 5, 0x11);
 	}
 	ck_assert_int_eq(folio_resize(f, 0), -EINVAL);
 	ck_assert_int_eq(folio_resize(NULL, 3), -EINVAL);
