@@ -183,6 +183,33 @@ static void realloc_freed(void)
 	(void)!md_realloc(p, 400);
 }
 
+/* The same with sizes that realloc's fast path would keep in place. */
+static void realloc_freed_same_size(void)
+{
+	void *p = md_malloc(200);
+
+	md_free(p);
+	tell_addr(p);
+	(void)!md_realloc(p, 200);
+}
+
+static void realloc_freed_large_same_size(void)
+{
+	void *p = md_malloc(100000);
+
+	md_free(p);
+	tell_addr(p);
+	(void)!md_realloc(p, 100000);
+}
+
+static void realloc_interior_small(void)
+{
+	char *p = md_malloc(1000);
+
+	tell_addr(p + 16);
+	(void)!md_realloc(p + 16, 900);
+}
+
 static void usable_size_interior(void)
 {
 	char *p = md_malloc(1000);
@@ -234,6 +261,8 @@ START_TEST(test_double_free)
 	expect_report(double_free_after_magazines_cycle, "free", "double free");
 	expect_report(double_free_large, "free", "double free");
 	expect_report(realloc_freed, "realloc", "double free");
+	expect_report(realloc_freed_same_size, "realloc", "double free");
+	expect_report(realloc_freed_large_same_size, "realloc", "double free");
 }
 END_TEST
 
@@ -253,6 +282,7 @@ START_TEST(test_interior)
 	expect_report(interior_large_page, "free", "interior pointer");
 	expect_report(interior_large_offset, "free", "interior pointer");
 	expect_report(usable_size_interior, "malloc_usable_size", "interior pointer");
+	expect_report(realloc_interior_small, "realloc", "interior pointer");
 	expect_report(free_sized_too_big, "free_sized", "size larger than the block");
 }
 END_TEST
