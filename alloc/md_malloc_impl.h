@@ -73,8 +73,11 @@ void md__malloc_thread_register(void);
  */
 static inline int md__enter(void)
 {
-	struct md_thread *t = &md__thread;
-
+	/*
+	 * md__thread is named, not reached through a pointer: gcc 12's UBSan null check
+	 * of a pointer to a TLS variable can test stale flags once md_realloc_fast() is
+	 * inlined before it, and then reports a null pointer that is not there.
+	 */
 	if (__builtin_expect(atomic_load_explicit(&md__malloc_state, memory_order_acquire) != 2,
 			     0)) {
 		int rc = md__malloc_init();
@@ -83,11 +86,11 @@ static inline int md__enter(void)
 			return rc;
 	}
 	urcu_bp_read_lock();
-	if (__builtin_expect(t->depth == 0 &&
+	if (__builtin_expect(md__thread.depth == 0 &&
 			     atomic_load_explicit(&md__fork_pending, memory_order_relaxed), 0))
 		md__enter_slow();
-	t->depth++;
-	if (__builtin_expect(!t->registered, 0))
+	md__thread.depth++;
+	if (__builtin_expect(!md__thread.registered, 0))
 		md__malloc_thread_register();
 	return 0;
 }
