@@ -202,6 +202,13 @@ static inline unsigned int md_class_of(size_t n)
 }
 
 /* Whether @c is one of the class caches (a cache with a magazine slot). */
+/*
+ * Set once by md__classes_init(), the last step of a successful initialisation, when
+ * no option wants the general path (junk, guard): the fast paths test this one word
+ * instead of the init state and two options (section 7).
+ */
+static atomic_bool md_fast_on;
+
 static inline bool md_is_class_cache(const struct kmem_cache *c)
 {
 	return (unsigned int)c->c_id < KMEM_MAX_CACHES && md_class_by_id[c->c_id] == c;
@@ -238,6 +245,8 @@ int md__classes_init(void)
 		      ((uint64_t)getpid() << 32);
 	}
 	md_dfkey = key | 1;
+	/* Everything above is set: the fast paths may run (md_fast_ready). */
+	atomic_store_explicit(&md_fast_on, !(md__opt.junk | md__opt.guard), memory_order_release);
 	return 0;
 }
 
@@ -808,8 +817,7 @@ static inline void *md_alloc_any(size_t align, size_t size)
 /* The classes and the key are set up, and no option wants the general path. */
 static inline bool md_fast_ready(void)
 {
-	return likely(atomic_load_explicit(&md__malloc_state, memory_order_acquire) == 2) &&
-	       likely(!(md__opt.junk | md__opt.guard));
+	return likely(atomic_load_explicit(&md_fast_on, memory_order_acquire));
 }
 
 /*
