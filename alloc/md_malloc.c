@@ -113,8 +113,12 @@
  *    pfn is the pfn rounded down. Blocks are freed at random addresses, so struct slab
  *    was a cache miss on most frees, the second in a chain of three (leaf, struct
  *    slab, bitmap): memdesc-mtwork 4 threads 0.43 -> 0.41 s, 1 thread 0.26 -> 0.25 s
- *    (medians of 5). The bitmap stays checked: dropping it too gained nothing
- *    measurable (its miss moved to the program's own next access).
+ *    (medians of 5). The bitmap stays checked, though its line is often written by
+ *    other threads' slab refills (a coherence miss): without it memdesc-mtwork with 4
+ *    threads used ~10% less CPU (0.42 -> 0.38 s user, medians of 6; 1 thread: no
+ *    difference). The key alone misses a free of a slot that was never allocated:
+ *    such a slot would go to a magazine and could be handed out twice before the
+ *    magazine's return to its slab reports it, and bad frees must never corrupt.
  *    realloc that leaves a block as it is (md_realloc_fast: the class or the pages
  *    still fit, nothing to give back) runs the same checks in the same bare section
  *    and returns the pointer: a buffer grown a little at a time mostly does that
