@@ -98,7 +98,10 @@
  * needs no tag; shrinking hands the tail to the FREE segment that follows, or to a new
  * FREE segment (one tag, reserved before anything changes). Neither can empty a span.
  * A range held in a quantum cache is free to its caller: resizing it is reported like
- * a double free. Bad ranges are reported as for vmem_free().
+ * a double free. Bad ranges are reported as for vmem_free(). vmem_join() makes two
+ * adjacent ALLOC segments one (the page allocator joins freed ranges it keeps
+ * allocated, memdesc/pages.c): the second tag goes back to the pool, so it can run on
+ * paths that must not allocate.
  *
  * 9. The boundary-tag reserve
  *
@@ -1164,6 +1167,45 @@ int vmem_resize(vmem_t *vm, uintptr_t addr, size_t oldsize, size_t newsize)
 	if (qc != NULL)
 		pthread_mutex_unlock(&qc->qc_lock);
 	if (rc == 0 && rold != rnew)
+		vmem__debug_check(vm);
+	return rc;
+}
+
+/*
+ * Joins the ALLOC segment [addr + size, + nextsize) into the ALLOC segment [addr, +size)
+ * (sizes rounded). Adjacent ALLOC tags are in one span (a span tag would sit between
+ * them), so nothing else is checked. Frees the second tag: no allocation, no fault
+ * point. Ranges the size of a quantum cache are refused: one of them may be held free
+ * there.
+ */
+int vmem_join(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize)
+{
+	struct vmem_release_list rel = { 0 };
+	vmem_seg_t *vs, *next;
+	size_t r1, r2;
+	int rc = -ENOMEM;
+
+	if (vm == NULL || !vmem_round(vm, size, &r1) || !vmem_round(vm, nextsize, &r2) ||
+	    r1 <= vm->vm_qcache_max || r2 <= vm->vm_qcache_max)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->vm_lock);
+	vs = vmem__hash_find_locked(vm, addr);
+	if (vs != NULL && vs->vs_size == r1) {
+		next = vs->vs_anext;
+		if (next->vs_type == VMEM_SEG_ALLOC && next->vs_size == r2 &&
+		    next->vs_start - vs->vs_start == r1) {
+			vmem_hash_remove(vm, next);
+			vmem_seg_unlink(vm, next);
+			vmem_seg_put(vm, next);
+			vs->vs_size += r2;
+			vm->vm_alloc += r2;	/* vmem_hash_remove() took it off */
+			rc = 0;
+		}
+	} else {
+		rc = -EINVAL;
+	}
+	vmem__free_unlock(vm, &rel);
+	if (rc == 0)
 		vmem__debug_check(vm);
 	return rc;
 }

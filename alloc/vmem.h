@@ -194,6 +194,18 @@ int vmem_free_checked(vmem_t *vm, uintptr_t addr, size_t size);
  */
 int vmem_resize(vmem_t *vm, uintptr_t addr, size_t oldsize, size_t newsize);
 /**
+ * vmem_join() - make two adjacent allocated ranges one: [@addr, +@size) and
+ * [@addr + @size, +@nextsize), both allocated as they are (not in a quantum cache),
+ * become the one allocation [@addr, +@size + @nextsize), freed later as a whole.
+ * Context: takes @vm's lock; O(1) apart from the hash lookup; never allocates (it
+ * gives a boundary tag back).
+ * Return: 0; -EINVAL when [@addr, +@size) is not an allocated range (nothing reported:
+ * the caller asks, it does not free) or a size is a quantum-cached one; -ENOMEM when
+ * the range after it is not exactly an allocated [@addr + @size, +@nextsize) of the
+ * same span. Nothing changes on failure.
+ */
+int vmem_join(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize);
+/**
  * vmem_size() - bytes (units of the arena's integers) allocated and/or free.
  * @vm: the arena.
  * @typemask: VMEM_ALLOC, VMEM_FREE or both (the total of the arena's spans).

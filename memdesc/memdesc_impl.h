@@ -98,6 +98,12 @@ void md__arena_free(unsigned long pfn, size_t npages);
  * (shrink); nothing changed then. The segment must be exactly an allocation's.
  */
 int md__arena_resize(unsigned long pfn, size_t npages, size_t new_npages);
+/*
+ * Join the page-arena segment [pfn + npages, + next_npages) into the segment
+ * [pfn, pfn + npages) (vmem_join): 0, or -ENOMEM when they are not two adjacent
+ * segments of one span; nothing changed then. Never allocates.
+ */
+int md__arena_join(unsigned long pfn, size_t npages, size_t next_npages);
 /* Tell the OS it may drop the contents of these frames (they stay mapped). */
 void md__purge_range(unsigned long pfn, size_t npages);
 

@@ -388,9 +388,12 @@ START_TEST(test_pages_resize)
 	ck_assert_int_eq(memdesc_verify(), 0);
 	ck_assert_int_eq(pages_resize(pfn, 100, 3), 0);
 	fix_desc(0, pfn, 3);
-	/* A grow larger than the dirty range after it does not take it. */
+	/*
+	 * The shrunk tail joined the rest on the list (509 pages after the allocation
+	 * again): a grow larger than the dirty range after it does not take it.
+	 */
 	memdesc_stats(&a);
-	ck_assert_int_eq(pages_resize(pfn, 3, 3 + 97 + 1), -ENOMEM);
+	ck_assert_int_eq(pages_resize(pfn, 3, 3 + 509 + 1), -ENOMEM);
 	memdesc_stats(&b);
 	ck_assert_uint_eq(b.pages_dirty, a.pages_dirty);
 	check_canonical(pfn, 3, md);
@@ -630,6 +633,42 @@ START_TEST(test_pcache_and_purge)
 }
 END_TEST
 
+/*
+ * Ranges freed side by side join on the dirty list (pages.c section 3): a request for
+ * their sum reuses them instead of taking fresh pages, whichever was freed first.
+ */
+START_TEST(test_dirty_coalesce)
+{
+	struct memdesc_stats a, b;
+	struct folio *f, *g, *h;
+	unsigned long pfn;
+
+	for (int left_first = 0; left_first < 2; left_first++) {
+		memdesc_purge();
+		f = folio_alloc_pages(48);
+		ck_assert_ptr_nonnull(f);
+		pfn = folio_pfn(f);
+		ck_assert_int_eq(folio_resize(f, 16), 0);	/* the tail: dirty */
+		g = folio_alloc_pages(32);			/* the tail again */
+		ck_assert_ptr_nonnull(g);
+		ck_assert_uint_eq(folio_pfn(g), pfn + 16);
+		folio_put(left_first ? f : g);
+		folio_put(left_first ? g : f);
+		memdesc_stats(&a);
+		ck_assert_uint_eq(a.pages_dirty, 48);
+		ck_assert_int_eq(memdesc_verify(), 0);
+		h = folio_alloc_pages(48);
+		ck_assert_ptr_nonnull(h);
+		memdesc_stats(&b);
+		ck_assert_uint_eq(folio_pfn(h), pfn);
+		ck_assert_uint_eq(b.pages_dirty, 0);
+		ck_assert_uint_eq(b.pages_arena_alloc, a.pages_arena_alloc);
+		folio_put(h);
+		ck_assert_int_eq(memdesc_verify(), 0);
+	}
+}
+END_TEST
+
 START_TEST(test_chunks_released)
 {
 	struct memdesc_stats a, b, c;
@@ -698,6 +737,7 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_pages_resize_bad);
 	tcase_add_test(tc, test_folio_resize);
 	tcase_add_test(tc, test_pcache_and_purge);
+	tcase_add_test(tc, test_dirty_coalesce);
 	tcase_add_test(tc, test_chunks_released);
 	tcase_add_test(tc, test_stats);
 	suite_add_tcase(s, tc);

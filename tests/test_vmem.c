@@ -314,6 +314,56 @@ START_TEST(test_resize_not_across_spans)
 }
 END_TEST
 
+/* vmem_join(): two adjacent allocations of one span become one, freed as a whole. */
+START_TEST(test_join)
+{
+	vmem_t *vm = arena(0, 8, 0);
+	uintptr_t a = must_alloc(vm, 2 * Q, 0), b = must_alloc(vm, 3 * Q, 0);
+	uintptr_t c = must_alloc(vm, 3 * Q, 0), x;
+	size_t tags = vmem_tag_bytes();
+
+	ck_assert_uint_eq(b, a + 2 * Q);
+	ck_assert_uint_eq(c, b + 3 * Q);
+	ck_assert_int_eq(vmem_join(vm, a, 2 * Q, 2 * Q), -ENOMEM);	/* b is 3 quanta */
+	ck_assert_int_eq(vmem_join(vm, a, Q, 3 * Q), -EINVAL);		/* a is 2 quanta */
+	ck_assert_int_eq(vmem_join(vm, a + Q, Q, 3 * Q), -EINVAL);	/* not a start */
+	ck_assert_int_eq(vmem_join(vm, a, 2 * Q, 3 * Q), 0);
+	ck_assert_uint_eq(vmem_tag_bytes(), tags);	/* no tag taken */
+	ck_assert_int_eq(vmem_check(vm), 0);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 8 * Q);
+	ck_assert_int_eq(vmem_free_checked(vm, b, 3 * Q), -EINVAL);	/* b is no more */
+	ck_assert_int_eq(vmem_join(vm, a, 5 * Q, 3 * Q), 0);
+	vmem_free(vm, a, 8 * Q);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 0);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	/* a free range between: not adjacent allocations */
+	a = must_alloc(vm, 2 * Q, 0);
+	x = must_alloc(vm, Q, 0);
+	b = must_alloc(vm, 2 * Q, 0);
+	vmem_free(vm, x, Q);
+	ck_assert_int_eq(vmem_join(vm, a, 2 * Q, 2 * Q), -ENOMEM);
+	vmem_free(vm, a, 2 * Q);
+	vmem_free(vm, b, 2 * Q);
+	/* allocations of two spans side by side stay apart */
+	ck_assert_int_eq(vmem_add(vm, 8 * Q, 4 * Q, 0), 0);
+	ck_assert_int_eq(vmem_xalloc(vm, 8 * Q, 0, 0, 0, 0, 8 * Q, 0, &a), 0);
+	ck_assert_int_eq(vmem_xalloc(vm, 4 * Q, 0, 0, 0, 8 * Q, 12 * Q, 0, &b), 0);
+	ck_assert_int_eq(vmem_join(vm, a, 8 * Q, 4 * Q), -ENOMEM);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	vmem_free(vm, a, 8 * Q);
+	vmem_free(vm, b, 4 * Q);
+	vmem_destroy(vm);
+	/* quantum-cached sizes are refused */
+	vm = arena(0, 16, 2);
+	a = must_alloc(vm, Q, 0);
+	b = must_alloc(vm, 4 * Q, 0);
+	ck_assert_int_eq(vmem_join(vm, a, Q, 4 * Q), -EINVAL);
+	vmem_free(vm, a, Q);
+	vmem_free(vm, b, 4 * Q);
+	vmem_destroy(vm);
+}
+END_TEST
+
 START_TEST(test_resize_bad_reported_nothing_changed)
 {
 	vmem_t *vm = arena(0x100000, 16, 2);
@@ -915,6 +965,7 @@ static Suite *vmem_suite(void)
 	tcase_add_test(tc, test_bad_free_reported_nothing_changed);
 	tcase_add_test(tc, test_resize_grow_and_shrink);
 	tcase_add_test(tc, test_resize_not_across_spans);
+	tcase_add_test(tc, test_join);
 	tcase_add_test(tc, test_resize_bad_reported_nothing_changed);
 #ifdef MEMDESC_FAULT_INJECTION
 	tcase_add_test(tc, test_resize_shrink_without_tag);
