@@ -487,7 +487,14 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
  * request for n pages looks at up to MD_LC_SCAN blocks of n's bucket for one of >= n
  * pages, then takes any block of the next bucket (>= n pages by construction), so a
  * reused block is at most 25% too big. The cache holds at most max(MD_LC_MIN_BYTES,
- * an eighth of the large bytes in use); beyond that a free goes to the page allocator.
+ * an eighth of the large bytes in use); beyond that a free goes to the page allocator,
+ * whose dirty list keeps it resident too but joins it with its free neighbours and
+ * carves it for any size (pages.c section 3). The bound is proportional, with a floor
+ * of only 256 KiB, because what the cache holds is resident memory that serves only
+ * large requests of nearly its own size: with a fixed 8 MiB floor, a program that
+ * grows its tables step by step (CPython's dicts) kept every outgrown table here,
+ * about 4 MiB of pywork's 51 MiB peak (glibc: 44 MiB). The floor still lets a block
+ * of up to 256 KiB be freed and allocated again in a loop without a page-map update.
  * A cached block keeps its folio; its first word links the bucket's list and its
  * second holds the double-free key, so free() of a cached block is a double free.
  * One lock per bucket (cross-thread frees of different sizes do not meet); emptied by
@@ -497,7 +504,7 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 #define MD_LC_MAX_PAGES 8192			/* largest cached: 32 MiB */
 #define MD_LC_BUCKETS 80			/* buckets of 9..8192 pages */
 #define MD_LC_SCAN 8
-#define MD_LC_MIN_BYTES ((size_t)8 << 20)
+#define MD_LC_MIN_BYTES ((size_t)256 << 10)	/* floor of the cap: see above */
 
 struct md_lc_bucket {
 	pthread_mutex_t lock;

@@ -578,6 +578,41 @@ START_TEST(test_api)
 }
 END_TEST
 
+/*
+ * The cache of freed large blocks is bounded by what is in use (md_malloc.c, "the
+ * cache of freed large blocks"): after 64 blocks of 40..292 KiB (about 10.6 MiB) are
+ * all freed, it keeps at most max(256 KiB, an eighth of that), not a fixed 8 MiB; the
+ * rest went to the page allocator, whose dirty list kept it for reuse by any size.
+ */
+START_TEST(test_large_cache_bound)
+{
+	struct md_malloc_stats ms;
+	struct memdesc_stats st;
+	size_t total = 0;
+	void *p[64];
+
+	md_malloc_trim(0);
+	for (int i = 0; i < 64; i++) {
+		size_t n = 40960 + (size_t)i * 4096;
+
+		p[i] = md_malloc(n);
+		ck_assert_ptr_nonnull(p[i]);
+		memset(p[i], 1, n);
+		total += n;
+	}
+	for (int i = 0; i < 64; i++)
+		md_free(p[i]);
+	md_malloc_stats(&ms);
+	memdesc_stats(&st);
+	ck_assert_uint_gt(ms.large_cached, 0);
+	ck_assert_uint_le(ms.large_cached, total / 8 > 256 * 1024 ? total / 8 : 256 * 1024);
+	ck_assert_uint_eq(ms.large_in_use, ms.large_cached);
+	ck_assert_uint_ge(st.pages_dirty * 4096 + ms.large_cached, total / 2);
+	ck_assert_int_eq(md_malloc_verify(), 0);
+	md_malloc_trim(0);
+}
+END_TEST
+
 #ifdef MEMDESC_FAULT_INJECTION
 /*
  * The fault-injection sweep: one run is every workload in turn, each after a
@@ -622,6 +657,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_api, 0, (int)NWORKLOADS);
 	tcase_add_test(tc, test_realloc_in_place);
+	tcase_add_test(tc, test_large_cache_bound);
 	suite_add_tcase(s, tc);
 #ifdef MEMDESC_FAULT_INJECTION
 	mdt_fault_add_tcase(s, test_fault);
