@@ -722,6 +722,22 @@ static inline void *md_alloc_class(unsigned int cls)
 }
 
 /*
+ * Reclaim before growing: when the page allocator asks for it (it had to take fresh
+ * pages from the arena after enough traffic, memdesc_reclaim_due()), every depot
+ * magazine and every empty slab of every cache goes back (two working-set reaps with
+ * nothing between them), to the dirty list, where it is still resident and joins its
+ * neighbours: the growth that follows reuses it instead of touching fresh pages.
+ * Called from the general paths only (md__enter() held, no lock).
+ */
+static void md_reclaim_maybe(void)
+{
+	if (unlikely(memdesc_reclaim_due())) {
+		kmem_reap_all();
+		kmem_reap_all();
+	}
+}
+
+/*
  * Set when the last large block this thread got came from the large-block cache (its
  * pages are resident and dirty: calloc clears them with memset, not madvise).
  */
@@ -753,6 +769,7 @@ static void *md_alloc_pages(size_t size, size_t align_pages)
 		}
 	}
 	md_last_cached = false;
+	md_reclaim_maybe();
 	f = align_pages > 1 ? folio_alloc_aligned(np, align_pages) : folio_alloc_pages(np);
 	if (!f) {
 		/* Cached blocks may be what the page allocator lacks. */
@@ -969,6 +986,7 @@ static __attribute__((noinline)) void *md_malloc_slow(size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
+	md_reclaim_maybe();
 	p = md_alloc_any(16, size);
 	md__leave();
 	return p;

@@ -316,6 +316,15 @@ void memdesc_stats(struct memdesc_stats *st);
  */
 void memdesc_purge(void);
 
+/**
+ * memdesc_reclaim_due() - 1 if the client should now give back the memory it keeps
+ * idle (magazines, empty slabs), and forget the request (else 0): 1 at most once per
+ * reclaim step (pages.c section 3, "reclaim before growing"), after the page
+ * allocator had to take fresh pages from the arena. Context: one relaxed load when
+ * false; lock-free.
+ */
+int memdesc_reclaim_due(void);
+
 /** memdesc_thread_drain() - empty the calling thread's page cache. */
 void memdesc_thread_drain(void);
 

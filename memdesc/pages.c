@@ -30,7 +30,8 @@
  *      Drained at thread exit and by memdesc_thread_drain().
  *    - The dirty list: freed ranges stay mapped and resident for reuse by an allocation
  *      of the same size and alignment (LIFO, hot first), or failing that carved from
- *      the smallest larger one (the rest goes back on the list). A freed range is
+ *      the smallest larger one that holds it at that alignment, at its start or inside
+ *      (head and tail go back on the list). A freed range is
  *      joined with the dirty ranges right before and after it (among the newest
  *      MD_DIRTY_SCAN; vmem_join: no allocation, on the free path too), so that
  *      memory freed in pieces serves a later larger request: without it, CPython's
@@ -44,6 +45,17 @@
  *      Memory is given back in batches (few madvise calls) and only once it has stayed
  *      free through a turnover of the list, not on every free: returning memory eagerly
  *      costs a page fault per page on reuse.
+ *    - Reclaim before growing: memory kept idle above us (slab caches' depot
+ *      magazines and empty slabs) is resident and serves only its own size class.
+ *      When a range has to come from the arena (fresh pages: page faults and a higher
+ *      peak) after at least max(1 MiB, 1/8 of the arena's allocated pages) of traffic
+ *      (pages handed out plus pages freed to the dirty list) since the last request,
+ *      memdesc_reclaim_due() says so once; the malloc layer then reaps every cache
+ *      (md_malloc.c md_reclaim_maybe), and what comes back lands here, joined, for
+ *      the growth to reuse. Driven by allocator activity, not by time; a program in a
+ *      steady state takes no fresh pages and never reclaims. pywork: the 4.3 MiB of
+ *      freed blobs the depots held were no longer a second copy of the next round's
+ *      growth.
  *    - In the page arena, free ranges coalesce; a wholly free imported span (whole
  *      chunks) goes back to the OS (phys.c).
  *    An allocation that finds the arena exhausted flushes the dirty list and the
@@ -414,11 +426,15 @@ static bool md_dirty_over_locked(size_t incoming_n)
 	return md_dirty.n + incoming_n > MD_DIRTY_SLOTS || md_dirty.pages > md_dirty_max();
 }
 
+static void md_reclaim_count(size_t npages, bool fresh);
+
 static void md_dirty_put(unsigned long pfn, size_t npages)
 {
 	struct md_range in[3];
 	size_t k = 0, added = 0, gone = 0, max, cnt;
 	bool purging = false;
+
+	md_reclaim_count(npages, false);
 
 	cnt = md_dirty_coalesce((struct md_range){ .pfn = pfn, .n = npages }, in);
 	pthread_mutex_lock(&md_dirty.lock);
@@ -450,47 +466,60 @@ static void md_dirty_put(unsigned long pfn, size_t npages)
 }
 
 /*
- * Carve @npages from the front of dirty range @r (taken off the list): give @r back to
- * the arena and take exactly its first @npages again, and the rest, which goes back on
- * the list. Between the two steps another thread may take part of @r: then the carve
- * fails (the caller allocates as usual) and what is left of @r stays free in the
- * arena unpurged, to be reused or released with its chunk.
+ * Carve @npages at offset @off of dirty range @r (taken off the list): give @r back
+ * to the arena and take exactly those pages again, then the head before them and the
+ * tail after them, which go back on the list. Between the steps another thread may
+ * take part of @r: then the carve fails (the caller allocates as usual) or a head or
+ * tail is lost to the list, and what is left of @r stays free in the arena unpurged,
+ * to be reused or released with its chunk.
  */
-static bool md_dirty_carve(struct md_range r, size_t npages, unsigned long *pfnp)
+static bool md_dirty_carve(struct md_range r, size_t off, size_t npages,
+			   unsigned long *pfnp)
 {
-	size_t rest = r.n - npages;
-	unsigned long tail;
+	size_t rest = r.n - off - npages;
+	unsigned long tail = r.pfn + off + npages;
 
 	md__arena_free(r.pfn, r.n);
-	if (md__arena_take(r.pfn, npages))
+	if (md__arena_take(r.pfn + off, npages))
 		return false;
-	*pfnp = r.pfn;
-	tail = r.pfn + npages;
-	if (md__arena_take(tail, rest) == 0)
+	*pfnp = r.pfn + off;
+	if (off && md__arena_take(r.pfn, off) == 0)
+		md_dirty_put(r.pfn, off);
+	if (rest && md__arena_take(tail, rest) == 0)
 		md_dirty_put(tail, rest);
 	return true;
 }
 
+/* Pages from the start of @r to the first multiple of @align in it. */
+static inline size_t md_align_off(const struct md_range *r, size_t align)
+{
+	return ((r->pfn + align - 1) & ~(unsigned long)(align - 1)) - r->pfn;
+}
+
 /*
  * Reuse a dirty range: one of exactly @npages at a multiple of @align (newest first),
- * else the smallest larger one that starts at such a multiple, carved.
+ * else the smallest one that holds @npages from a multiple of @align, carved. Joined
+ * ranges rarely start at the alignment a slab needs (a power of two of its size), so
+ * the aligned window may lie inside.
  */
 static bool md_dirty_take(size_t npages, size_t align, unsigned long *pfnp)
 {
-	size_t best = SIZE_MAX;
+	size_t best = SIZE_MAX, off;
 	struct md_range r;
 
 	if (!atomic_load_explicit(&md_dirty_pages, memory_order_relaxed))
 		return false;
 	pthread_mutex_lock(&md_dirty.lock);
 	for (size_t i = md_dirty.n, scanned = 0; i-- > 0 && scanned < MD_DIRTY_SCAN; scanned++) {
-		if ((md_dirty.r[i].pfn & (align - 1)) != 0 || md_dirty.r[i].n < npages)
+		const struct md_range *c = &md_dirty.r[i];
+
+		if (c->n < npages || c->n - npages < md_align_off(c, align))
 			continue;
-		if (md_dirty.r[i].n == npages) {
+		if (c->n == npages) {
 			best = i;
 			break;
 		}
-		if (best == SIZE_MAX || md_dirty.r[i].n < md_dirty.r[best].n)
+		if (best == SIZE_MAX || c->n < md_dirty.r[best].n)
 			best = i;
 	}
 	if (best == SIZE_MAX) {
@@ -507,7 +536,8 @@ static bool md_dirty_take(size_t npages, size_t align, unsigned long *pfnp)
 		*pfnp = r.pfn;
 		return true;
 	}
-	return md_dirty_carve(r, npages, pfnp);
+	off = md_align_off(&r, align);
+	return md_dirty_carve(r, off, npages, pfnp);
 }
 
 /*
@@ -635,14 +665,45 @@ static void md_block_unlink(struct md_pblock *b)
 	b->pb_listed = false;
 }
 
+/*
+ * Reclaim before growing (section 3): pages handed out (from the dirty list or the
+ * arena) and freed to the dirty list since the last reclaim request, and the request.
+ */
+#define MD_RECLAIM_MIN_PAGES 256		/* 1 MiB */
+static atomic_size_t md_reclaim_traffic;
+static atomic_bool md_reclaim_flag;
+
+/* @npages fresh (from the arena) or not: ask for a reclaim when one is due. */
+static void md_reclaim_count(size_t npages, bool fresh)
+{
+	size_t t = atomic_fetch_add_explicit(&md_reclaim_traffic, npages,
+					     memory_order_relaxed) + npages;
+	size_t step = atomic_load_explicit(&md_phys.arena_pages, memory_order_relaxed) / 8;
+
+	if (!fresh || t < (step > MD_RECLAIM_MIN_PAGES ? step : MD_RECLAIM_MIN_PAGES))
+		return;
+	atomic_store_explicit(&md_reclaim_traffic, 0, memory_order_relaxed);
+	atomic_store_explicit(&md_reclaim_flag, true, memory_order_relaxed);
+}
+
+int memdesc_reclaim_due(void)
+{
+	return atomic_load_explicit(&md_reclaim_flag, memory_order_relaxed) &&
+	       atomic_exchange_explicit(&md_reclaim_flag, false, memory_order_relaxed);
+}
+
 /* Frames of @npages (not single pages) from the dirty list or the arena. */
 static int md_range_get(size_t npages, size_t align, unsigned long *pfnp)
 {
 	int rc;
 
-	if (md_dirty_take(npages, align, pfnp))
+	if (md_dirty_take(npages, align, pfnp)) {
+		md_reclaim_count(npages, false);
 		return 0;
+	}
 	rc = md__arena_alloc(npages, align, pfnp);
+	if (rc == 0)
+		md_reclaim_count(npages, true);
 	if (rc == -ENOMEM) {
 		/* Free frames we hold back may be what the arena lacks. */
 		pages__pcache_drain(false);

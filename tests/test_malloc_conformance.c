@@ -613,6 +613,47 @@ START_TEST(test_large_cache_bound)
 }
 END_TEST
 
+/*
+ * Reclaim before growing (md_malloc.c md_reclaim_maybe, pages.c section 3): 8 MiB of
+ * small blocks freed sit in the depot; when large blocks then need fresh pages, the
+ * depot and the emptied slabs go back to the dirty list and the large blocks reuse
+ * those pages: the page arena grows by much less than the 8 MiB asked.
+ */
+START_TEST(test_reclaim_before_growing)
+{
+	struct md_malloc_stats m0, m1;
+	struct memdesc_stats a, b;
+	enum { NSMALL = 4096, NLARGE = 16 };
+	static void *small[NSMALL];
+	void *large[NLARGE];
+
+	md_malloc_trim(0);
+	for (int i = 0; i < NSMALL; i++) {
+		small[i] = md_malloc(2000);
+		ck_assert_ptr_nonnull(small[i]);
+		memset(small[i], 2, 2000);
+	}
+	for (int i = 0; i < NSMALL; i++)
+		md_free(small[i]);
+	md_malloc_stats(&m0);
+	memdesc_stats(&a);
+	ck_assert_uint_ge(m0.small_in_depot, 4 * MiB);
+	for (int i = 0; i < NLARGE; i++) {
+		large[i] = md_malloc(512 * 1024);
+		ck_assert_ptr_nonnull(large[i]);
+		memset(large[i], 3, 512 * 1024);
+	}
+	md_malloc_stats(&m1);
+	memdesc_stats(&b);
+	ck_assert_uint_lt(m1.small_in_depot, MiB);
+	ck_assert_uint_lt((b.pages_arena_alloc - a.pages_arena_alloc) * 4096, 4 * MiB);
+	for (int i = 0; i < NLARGE; i++)
+		md_free(large[i]);
+	ck_assert_int_eq(md_malloc_verify(), 0);
+	md_malloc_trim(0);
+}
+END_TEST
+
 #ifdef MEMDESC_FAULT_INJECTION
 /*
  * The fault-injection sweep: one run is every workload in turn, each after a
@@ -658,6 +699,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_api, 0, (int)NWORKLOADS);
 	tcase_add_test(tc, test_realloc_in_place);
 	tcase_add_test(tc, test_large_cache_bound);
+	tcase_add_test(tc, test_reclaim_before_growing);
 	suite_add_tcase(s, tc);
 #ifdef MEMDESC_FAULT_INJECTION
 	mdt_fault_add_tcase(s, test_fault);

@@ -669,6 +669,35 @@ START_TEST(test_dirty_coalesce)
 }
 END_TEST
 
+/* An aligned request is carved from inside a dirty range that does not start aligned. */
+START_TEST(test_dirty_aligned_inside)
+{
+	struct memdesc_stats a, b;
+	struct folio *f, *g;
+	unsigned long pfn;
+
+	memdesc_purge();
+	f = folio_alloc_aligned(32, 32);
+	ck_assert_ptr_nonnull(f);
+	pfn = folio_pfn(f);
+	ck_assert_int_eq(folio_resize(f, 3), 0);	/* [pfn + 3, pfn + 32) is dirty */
+	memdesc_stats(&a);
+	ck_assert_uint_eq(a.pages_dirty, 29);
+	g = folio_alloc_aligned(8, 8);
+	ck_assert_ptr_nonnull(g);
+	memdesc_stats(&b);
+	ck_assert_uint_eq(folio_pfn(g), pfn + 8);
+	ck_assert_uint_eq(b.pages_arena_alloc, a.pages_arena_alloc);
+	ck_assert_uint_eq(b.pages_dirty, 21);		/* head 5 and tail 16 */
+	ck_assert_int_eq(memdesc_verify(), 0);
+	folio_put(g);
+	folio_put(f);
+	memdesc_stats(&b);
+	ck_assert_uint_eq(b.pages_dirty, 32);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
 START_TEST(test_chunks_released)
 {
 	struct memdesc_stats a, b, c;
@@ -738,6 +767,7 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_folio_resize);
 	tcase_add_test(tc, test_pcache_and_purge);
 	tcase_add_test(tc, test_dirty_coalesce);
+	tcase_add_test(tc, test_dirty_aligned_inside);
 	tcase_add_test(tc, test_chunks_released);
 	tcase_add_test(tc, test_stats);
 	suite_add_tcase(s, tc);
