@@ -487,14 +487,15 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
  * request for n pages looks at up to MD_LC_SCAN blocks of n's bucket for one of >= n
  * pages, then takes any block of the next bucket (>= n pages by construction), so a
  * reused block is at most 25% too big. The cache holds at most max(MD_LC_MIN_BYTES,
- * an eighth of the large bytes in use); beyond that a free goes to the page allocator,
- * whose dirty list keeps it resident too but joins it with its free neighbours and
- * carves it for any size (pages.c section 3). The bound is proportional, with a floor
- * of only 256 KiB, because what the cache holds is resident memory that serves only
- * large requests of nearly its own size: with a fixed 8 MiB floor, a program that
- * grows its tables step by step (CPython's dicts) kept every outgrown table here,
- * about 4 MiB of pywork's 51 MiB peak (glibc: 44 MiB). The floor still lets a block
- * of up to 256 KiB be freed and allocated again in a loop without a page-map update.
+ * an eighth of the large bytes in use); beyond that a free goes to the page allocator.
+ * What it holds is resident and serves only large requests of nearly its own size, so
+ * it is emptied, into the page allocator's dirty list (still resident, but joined with
+ * its free neighbours and carved for any size), whenever the page allocator asks for a
+ * reclaim before growing (md_reclaim_maybe): with the 8 MiB floor alone, CPython kept
+ * its outgrown dict tables here, about 4 MiB of pywork's 51 MiB peak (glibc: 44 MiB).
+ * The floor stays 8 MiB because a bound proportional to use (an eighth, floor 256 KiB)
+ * cost mt_alloc 10% of its time (0.35 -> 0.39 s): its threads free and allocate large
+ * blocks of many sizes, which then went through the page map every time.
  * A cached block keeps its folio; its first word links the bucket's list and its
  * second holds the double-free key, so free() of a cached block is a double free.
  * One lock per bucket (cross-thread frees of different sizes do not meet); emptied by
@@ -504,7 +505,7 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 #define MD_LC_MAX_PAGES 8192			/* largest cached: 32 MiB */
 #define MD_LC_BUCKETS 80			/* buckets of 9..8192 pages */
 #define MD_LC_SCAN 8
-#define MD_LC_MIN_BYTES ((size_t)256 << 10)	/* floor of the cap: see above */
+#define MD_LC_MIN_BYTES ((size_t)8 << 20)	/* floor of the cap: see above */
 
 struct md_lc_bucket {
 	pthread_mutex_t lock;
@@ -723,15 +724,17 @@ static inline void *md_alloc_class(unsigned int cls)
 
 /*
  * Reclaim before growing: when the page allocator asks for it (it had to take fresh
- * pages from the arena after enough traffic, memdesc_reclaim_due()), every depot
- * magazine and every empty slab of every cache goes back (two working-set reaps with
- * nothing between them), to the dirty list, where it is still resident and joins its
- * neighbours: the growth that follows reuses it instead of touching fresh pages.
- * Called from the general paths only (md__enter() held, no lock).
+ * pages from the arena after enough traffic, memdesc_reclaim_due()), the large-block
+ * cache, every depot magazine and every empty slab of every cache go back (two
+ * working-set reaps with nothing between them), to the dirty list, where they are
+ * still resident and join their neighbours: the growth that follows reuses them
+ * instead of touching fresh pages. Called from the general paths only (md__enter()
+ * held, no lock).
  */
 static void md_reclaim_maybe(void)
 {
 	if (unlikely(memdesc_reclaim_due())) {
+		md_lc_drain();
 		kmem_reap_all();
 		kmem_reap_all();
 	}

@@ -579,35 +579,44 @@ START_TEST(test_api)
 END_TEST
 
 /*
- * The cache of freed large blocks is bounded by what is in use (md_malloc.c, "the
- * cache of freed large blocks"): after 64 blocks of 40..292 KiB (about 10.6 MiB) are
- * all freed, it keeps at most max(256 KiB, an eighth of that), not a fixed 8 MiB; the
- * rest went to the page allocator, whose dirty list kept it for reuse by any size.
+ * The cache of freed large blocks is emptied when the heap must grow (md_malloc.c,
+ * "the cache of freed large blocks"): 64 blocks of 40..292 KiB (about 10.6 MiB) are
+ * freed, the cache keeps up to 8 MiB of them; 8 MiB of small blocks then need slabs,
+ * the page allocator asks for a reclaim, and the slabs reuse the cached blocks' pages
+ * instead of fresh ones.
  */
-START_TEST(test_large_cache_bound)
+START_TEST(test_large_cache_reclaimed)
 {
-	struct md_malloc_stats ms;
-	struct memdesc_stats st;
-	size_t total = 0;
-	void *p[64];
+	enum { NLARGE = 64, NSMALL = 4096 };
+	static void *small[NSMALL];
+	struct md_malloc_stats m0, m1;
+	struct memdesc_stats a, b;
+	void *p[NLARGE];
 
 	md_malloc_trim(0);
-	for (int i = 0; i < 64; i++) {
+	for (int i = 0; i < NLARGE; i++) {
 		size_t n = 40960 + (size_t)i * 4096;
 
 		p[i] = md_malloc(n);
 		ck_assert_ptr_nonnull(p[i]);
 		memset(p[i], 1, n);
-		total += n;
 	}
-	for (int i = 0; i < 64; i++)
+	for (int i = 0; i < NLARGE; i++)
 		md_free(p[i]);
-	md_malloc_stats(&ms);
-	memdesc_stats(&st);
-	ck_assert_uint_gt(ms.large_cached, 0);
-	ck_assert_uint_le(ms.large_cached, total / 8 > 256 * 1024 ? total / 8 : 256 * 1024);
-	ck_assert_uint_eq(ms.large_in_use, ms.large_cached);
-	ck_assert_uint_ge(st.pages_dirty * 4096 + ms.large_cached, total / 2);
+	md_malloc_stats(&m0);
+	memdesc_stats(&a);
+	ck_assert_uint_ge(m0.large_cached, 4 * MiB);
+	for (int i = 0; i < NSMALL; i++) {
+		small[i] = md_malloc(2000);
+		ck_assert_ptr_nonnull(small[i]);
+		memset(small[i], 2, 2000);
+	}
+	md_malloc_stats(&m1);
+	memdesc_stats(&b);
+	ck_assert_uint_eq(m1.large_cached, 0);
+	ck_assert_int_lt((long)b.bytes_mapped - (long)a.bytes_mapped, (long)(4 * MiB));
+	for (int i = 0; i < NSMALL; i++)
+		md_free(small[i]);
 	ck_assert_int_eq(md_malloc_verify(), 0);
 	md_malloc_trim(0);
 }
@@ -698,7 +707,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_api, 0, (int)NWORKLOADS);
 	tcase_add_test(tc, test_realloc_in_place);
-	tcase_add_test(tc, test_large_cache_bound);
+	tcase_add_test(tc, test_large_cache_reclaimed);
 	tcase_add_test(tc, test_reclaim_before_growing);
 	suite_add_tcase(s, tc);
 #ifdef MEMDESC_FAULT_INJECTION
