@@ -12,11 +12,10 @@
  *    thread (none is known: nothing above calls malloc) fails with ENOMEM rather than
  *    deadlock. What may allocate comes later, from the library's constructor, when
  *    libc is fully up: pthread_atfork (glibc may grow its handler list with malloc,
- *    which then re-enters us, initialised), and the creation of liburcu's call_rcu
- *    worker, which mallocs its data and starts a thread: made here, once, rather than
- *    inside the first free of a type-stable slab, where its mallocs would re-enter us
- *    in the middle of a free (and could call call_rcu again under liburcu's
- *    call_rcu_mutex).
+ *    which then re-enters us, initialised). Nothing starts a thread at start-up: the
+ *    worker that runs deferred frees (memdesc/md_rcu.c) starts when frees wait for
+ *    it, from md__leave() of an outermost call (md_rcu_kick(): no lock of ours held,
+ *    so the mallocs of pthread_create enter us like any caller's).
  *
  * 2. Options
  *    One table, MD_OPTIONS (md_malloc_impl.h), read once from MEMDESC_OPTIONS without
@@ -35,39 +34,40 @@
  *    - prepare takes md_fork_lock, sets md__fork_pending and calls synchronize_rcu():
  *      when it returns, every section that began before has ended, and every later one
  *      saw the flag (RCU's guarantee), so no thread is in the allocator;
- *    - liburcu's call_rcu worker frees slabs and page-map nodes outside any entry
- *      point: call_rcu_before_fork() pauses it between callbacks; then
- *      urcu_bp_before_fork() takes liburcu's own locks;
+ *    - deferred frees (slabs of type-stable caches, page-map nodes) run on md_rcu's
+ *      worker outside any entry point, in a read-side section guarded by a flag of
+ *      their own: md_rcu_fork_pause() sets it before the grace period, so the same
+ *      synchronize_rcu() waits them out too; then md_rcu_fork_prepare() takes the
+ *      queue's lock, and urcu_bp_before_fork() liburcu's own locks;
  *    - thread exit runs inside a section too (section 4).
- *    parent: liburcu's after-fork handlers, clear the flag, release the lock.
- *    child: the same, with the lock re-initialised; call_rcu_after_fork_child() starts
- *    a new worker (its mallocs find the allocator open). The child can allocate and
+ *    No handshake with a thread: a fork costs one grace period (a membarrier and a
+ *    scan of the readers) and a few uncontended mutexes.
+ *    parent: liburcu's after-fork handler, release md_rcu's locks, clear the flag,
+ *    release md_fork_lock. child: the same, with the locks re-initialised; md_rcu has
+ *    no worker there and starts one at the child's first md__leave() only if frees
+ *    were queued (md_rcu.c, section 4). The child can allocate and
  *    free, the parent's blocks included: they are ordinary blocks of the copied heap.
  *    What the parent's other threads held in their magazines and page caches stays
  *    allocated in the child (a bounded leak: at most a few magazines per class per
- *    thread). Nested entry points (a malloc inside a free, from liburcu) do not wait:
- *    the outer section already holds the fork off.
+ *    thread). Nested entry points (a malloc inside pthread_create from md__leave's
+ *    kick) do not wait: the outer section already holds the fork off, or the kick
+ *    runs outside any section.
  *    The cost on every call: a TLS load and store of the urcu-bp nesting counter
- *    (with a compiler barrier when the kernel has membarrier) and one relaxed load.
+ *    (with a compiler barrier when the kernel has membarrier), one relaxed load of the
+ *    fork flag, and on the outermost return one relaxed load of md_rcu's want flag.
  *
  * 4. Thread exit
  *    A pthread key created before memdesc's own (so that glibc runs its destructor
  *    first) returns the thread's magazines to the depots and its page cache to the
  *    dirty list, inside a section (section 3), and marks the thread so that later
  *    calls from other destructors bypass the per-thread layers. memdesc's destructor
- *    then finds nothing to do. So memory does not leak when threads come and go.
+ *    then finds nothing to do. So memory does not leak when threads come and go. If
+ *    the drain queued deferred frees, the destructor kicks md_rcu's worker.
  *    The last thread: a process ends when its last thread exits (glibc calls exit(0)
- *    when its count of threads drops to zero, main's pthread_exit included), but
- *    liburcu's call_rcu worker is a thread too and never ends, so a program whose last
- *    thread calls pthread_exit would hang for ever. We know the worker's tid (the one
- *    thread that appeared in /proc/self/task while the constructor or the fork child
- *    handler created it: md_rcu_worker); the destructor of an exiting thread that
- *    finds only itself and the worker alive (zombies do not count) calls exit(0), as
- *    glibc would have. The task list is read with getdents64 into a stack buffer, no
- *    malloc, and only when at most a few threads exist. Open: two threads that end at
- *    the same moment can each see the other still alive, and then neither ends the
- *    process (CPython's test_3_join_in_forked_from_thread hits it about one run in
- *    three); a count of the threads still to run this destructor would close it.
+ *    when its count of threads drops to zero, main's pthread_exit included). The only
+ *    thread of ours, md_rcu's worker, ends by itself once it has been idle for a few
+ *    milliseconds (md_rcu.c, section 3), so it never keeps a process alive: when it
+ *    is the last thread, its own exit ends the process.
  *
  * 5. Statistics
  *    md_malloc_stats_print() writes memdesc_stats() (generated from the MEMDESC_STATS
@@ -82,11 +82,9 @@
 #include "slab_impl.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <urcu/urcu-bp.h>
 
@@ -288,136 +286,6 @@ static void md_options_read(void)
 
 /* ---- threads ------------------------------------------------------------------ */
 
-/*
- * The tid of liburcu's call_rcu worker, 0 if unknown (section 4). Written by the
- * constructor and the fork child handler, when no other thread can be exiting through
- * md_thread_exit; read by md_thread_exit.
- */
-static _Atomic pid_t md_rcu_worker;
-
-#define MD_TASKS_MAX 8
-
-/*
- * The tids in /proc/self/task, at most @max of them into @tids. Returns how many there
- * are (may exceed @max), or -1 if the list cannot be read. No allocation.
- */
-static int md_tasks(pid_t *tids, int max)
-{
-	char buf[1024] __attribute__((aligned(8)));
-	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int n = 0;
-	long got;
-
-	if (fd < 0)
-		return -1;
-	while ((got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
-		for (long off = 0; off < got;) {
-			/* struct linux_dirent64: ino 8, off 8, reclen 2, type 1, name */
-			unsigned short reclen;
-			const char *name = buf + off + 19;
-			pid_t tid = 0;
-
-			memcpy(&reclen, buf + off + 16, sizeof(reclen));
-			off += reclen;
-			if (name[0] < '0' || name[0] > '9')
-				continue;
-			for (; *name >= '0' && *name <= '9'; name++)
-				tid = tid * 10 + (*name - '0');
-			if (n < max)
-				tids[n] = tid;
-			n++;
-		}
-	}
-	close(fd);
-	return got < 0 ? -1 : n;
-}
-
-/* Whether thread @tid is alive (not a zombie: an exited thread group leader stays
- * listed until the process ends). Unknown counts as alive. */
-static bool md_task_alive(pid_t tid)
-{
-	char path[64] = "/proc/self/task/", buf[256];
-	char *p = path + strlen(path), digits[16];
-	int nd = 0, fd;
-	ssize_t len;
-	char *close_paren;
-
-	do {
-		digits[nd++] = (char)('0' + tid % 10);
-		tid /= 10;
-	} while (tid);
-	while (nd)
-		*p++ = digits[--nd];
-	memcpy(p, "/stat", 6);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0)
-		return true;
-	buf[len] = '\0';
-	close_paren = strrchr(buf, ')');
-	return !(close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z');
-}
-
-/* The one tid in /proc/self/task that is not in @before[0..n), or 0. */
-static pid_t md_new_task(const pid_t *before, int n)
-{
-	pid_t now[MD_TASKS_MAX];
-	pid_t found = 0;
-	int m = md_tasks(now, MD_TASKS_MAX);
-
-	if (n < 0 || m < 0 || m > MD_TASKS_MAX || m != n + 1)
-		return 0;
-	for (int i = 0; i < m; i++) {
-		bool old = false;
-
-		for (int j = 0; j < n && !old; j++)
-			old = before[j] == now[i];
-		if (!old)
-			found = now[i];
-	}
-	return found;
-}
-
-/* Create liburcu's call_rcu worker (if it is not there) and learn its tid. */
-static void md_rcu_worker_start(void)
-{
-	pid_t before[MD_TASKS_MAX];
-	int n = md_tasks(before, MD_TASKS_MAX);
-
-	(void)urcu_bp_get_default_call_rcu_data();
-	atomic_store(&md_rcu_worker, n >= 0 && n <= MD_TASKS_MAX - 1 ? md_new_task(before, n) : 0);
-}
-
-/*
- * Called last by an exiting thread's destructor: if the only other live thread is the
- * call_rcu worker, this was the program's last thread, and the process ends as glibc
- * would end it (section 4).
- */
-static void md_exit_if_last_thread(void)
-{
-	pid_t worker = atomic_load(&md_rcu_worker), self = (pid_t)syscall(SYS_gettid);
-	pid_t tids[MD_TASKS_MAX];
-	int n, alive = 0;
-	bool worker_seen = false;
-
-	if (!worker)
-		return;
-	n = md_tasks(tids, MD_TASKS_MAX);
-	if (n < 2 || n > MD_TASKS_MAX)
-		return;
-	for (int i = 0; i < n; i++) {
-		if (tids[i] == worker)
-			worker_seen = true;
-		else if (tids[i] != self && md_task_alive(tids[i]))
-			alive++;
-	}
-	if (worker_seen && alive == 0)
-		exit(0);
-}
-
 static void md_thread_exit(void *arg)
 {
 	struct md_thread *t = &md__thread;
@@ -437,7 +305,8 @@ static void md_thread_exit(void *arg)
 	urcu_bp_read_unlock();
 	/* A later destructor that calls malloc registers again (glibc runs us again). */
 	t->registered = false;
-	md_exit_if_last_thread();
+	/* What the drain deferred needs a worker; we hold nothing now (md_rcu.c, 3). */
+	md_rcu_kick();
 }
 
 void md__malloc_thread_register(void)
@@ -462,31 +331,27 @@ static void md_prefork(void)
 {
 	pthread_mutex_lock(&md_fork_lock);
 	atomic_store(&md__fork_pending, 1);
+	md_rcu_fork_pause();
+	/* One grace period for both flags: no entry point and no deferred free runs now. */
 	urcu_bp_synchronize_rcu();
-	urcu_bp_call_rcu_before_fork();
+	md_rcu_fork_prepare();
 	urcu_bp_before_fork();
 }
 
 static void md_postfork_parent(void)
 {
 	urcu_bp_after_fork_parent();
+	md_rcu_fork_parent();
 	atomic_store(&md__fork_pending, 0);
 	pthread_mutex_unlock(&md_fork_lock);
-	urcu_bp_call_rcu_after_fork_parent();
 }
 
 static void md_postfork_child(void)
 {
 	urcu_bp_after_fork_child();
+	md_rcu_fork_child();
 	atomic_store(&md__fork_pending, 0);
 	pthread_mutex_init(&md_fork_lock, NULL);
-	/* The only thread now, so the worker liburcu starts again is the new task. */
-	{
-		pid_t self = (pid_t)syscall(SYS_gettid);
-
-		urcu_bp_call_rcu_after_fork_child();
-		atomic_store(&md_rcu_worker, md_new_task(&self, 1));
-	}
 }
 
 /* ---- init --------------------------------------------------------------------- */
@@ -539,7 +404,6 @@ static void __attribute__((constructor)) md_malloc_ctor(void)
 	if (!atomic_compare_exchange_strong(&md_late_done, &expected, 1))
 		return;
 	pthread_atfork(md_prefork, md_postfork_parent, md_postfork_child);
-	md_rcu_worker_start();
 }
 
 /* ---- statistics --------------------------------------------------------------- */

@@ -1345,6 +1345,16 @@ int md_malloc_trim(size_t pad)
 	memdesc_thread_drain();
 	kmem_reap_all();
 	kmem_reap_all();
+	md__leave();
+	/*
+	 * The reaps handed type-stable slabs (and page-map nodes) to a grace period: let
+	 * them and every earlier deferred free run, outside our section (a barrier inside
+	 * a read-side section would wait for itself: it returns at once instead), so that
+	 * the purge below returns their pages too.
+	 */
+	md_rcu_barrier();
+	if (md__enter())
+		return 0;
 	memdesc_purge();
 	md__leave();
 	return 1;
@@ -1359,7 +1369,7 @@ int md_malloc_verify(void)
 	    md__malloc_error)
 		return 0;	/* never started: no heap to check */
 	/* Slabs and nodes freed after a grace period: let those callbacks finish first. */
-	urcu_bp_barrier();
+	md_rcu_barrier();
 	if (memdesc_verify())
 		rc = -EINVAL;
 	for (unsigned int i = 0; i < MD_NR_CLASSES; i++)

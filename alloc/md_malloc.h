@@ -97,10 +97,14 @@ MD_API void md_free_sized(void *ptr, size_t size);
 MD_API void md_free_aligned_sized(void *ptr, size_t align, size_t size);
 
 /**
- * md_malloc_trim() - give back what the calling thread caches (magazines, page cache),
- * reap every cache twice (all empty slabs and unused magazines go back) and return
- * every free page to the OS. @pad is ignored (glibc's malloc_trim argument).
- * Context: takes the allocator's locks; O(caches + free ranges).
+ * md_malloc_trim() - run the deferred frees queued so far (slabs and page-map nodes
+ * waiting for an RCU grace period), give back what the calling thread caches
+ * (magazines, page cache), reap every cache twice (all empty slabs and unused
+ * magazines go back) and return every free page to the OS. @pad is ignored (glibc's
+ * malloc_trim argument).
+ * Context: takes the allocator's locks; waits for a grace period, unless called inside
+ * an urcu-bp read-side section (then deferred frees stay queued); O(caches + free
+ * ranges).
  * Return: 1 (memory may have been released), as glibc.
  */
 MD_API int md_malloc_trim(size_t pad);
@@ -111,7 +115,7 @@ MD_API int md_malloc_trim(size_t pad);
  * (kmem_cache_verify) and the cache of freed large blocks. What is broken is printed
  * on stderr.
  * Context: no allocation or free may run meanwhile in any thread (a quiescent
- * moment); waits for pending RCU frees (rcu_barrier), so not inside an md_ call.
+ * moment); waits for pending RCU frees (md_rcu_barrier), so not inside an md_ call.
  * O(slabs + descriptors + cached blocks).
  * Return: 0, or -EINVAL if anything is broken.
  */

@@ -16,6 +16,7 @@
 #endif
 
 #include "md_malloc.h"
+#include "md_rcu.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -97,8 +98,12 @@ static inline int md__enter(void)
 
 static inline void md__leave(void)
 {
-	md__thread.depth--;
+	unsigned int depth = --md__thread.depth;
+
 	urcu_bp_read_unlock();
+	/* Outermost: no lock of ours is held, deferred frees may get their worker. */
+	if (depth == 0)
+		md_rcu_kick();
 }
 
 /* ---- md_malloc.c ------------------------------------------------------------- */

@@ -29,7 +29,7 @@
  *
  * 4. Type-stable caches (KMC_TYPESAFE_BY_RCU)
  *    Objects are reused at once, but a slab's pages (and its struct slab) are freed
- *    only after an RCU grace period (call_rcu): a lock-free reader that found an object
+ *    only after an RCU grace period (md_rcu_call, memdesc/md_rcu.c): a lock-free reader that found an object
  *    through the page map sees memory of that type until it leaves its read section.
  *    struct slab, struct folio and XArray nodes come from such caches.
  *
@@ -42,7 +42,7 @@
  *
  * 6. Locking
  *    c_lock guards the lists, the bitmaps and the counts of a cache; it is never held
- *    across a call to the page allocator, another cache, an XArray store or call_rcu.
+ *    across a call to the page allocator, another cache, an XArray store or md_rcu_call.
  *    Growing drops it, allocates, retakes it. kmem_list_lock guards the list of caches.
  *
  * 7. Failure
@@ -364,7 +364,7 @@ static void kmem_slab_rcu_free(struct rcu_head *head)
 	struct slab *s = (struct slab *)((char *)head - offsetof(struct slab, s_rcu));
 	long np;
 
-	/* TSan: the grace period orders this after the call_rcu below (xarray.c, 5). */
+	/* TSan: the grace period orders this after the md_rcu_call below (xarray.c, 5). */
 	XA__TSAN_ACQUIRE(&xa__tsan_gp);
 	np = (long)s->s_npages;
 
@@ -380,7 +380,7 @@ static void kmem_slab_destroy(struct kmem_cache *c, struct slab *s)
 	if (c->c_flags & KMC_TYPESAFE_BY_RCU) {
 		pages__rcu_pending((long)s->s_npages);
 		XA__TSAN_RELEASE(&xa__tsan_gp);
-		call_rcu(&s->s_rcu, kmem_slab_rcu_free);
+		md_rcu_call(&s->s_rcu, kmem_slab_rcu_free);
 	}
 	else
 		kmem_slab_free_pages(s);

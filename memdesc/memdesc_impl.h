@@ -6,8 +6,8 @@
 #define MEMDESC_MEMDESC_IMPL_H
 
 /*
- * liburcu-bp with its short names (call_rcu, synchronize_rcu: slab.c and pages.c use
- * them) and, outside sanitizer builds, its read side inline (xarray/xarray_impl.h says
+ * liburcu-bp with its short names (synchronize_rcu: slab.c uses it; deferred frees go
+ * through md_rcu.h, never liburcu's call_rcu) and, outside sanitizer builds, its read side inline (xarray/xarray_impl.h says
  * why not there), before xarray_rcu.h brings in the unmapped header.
  */
 #if !defined(MEMDESC_SANITIZER_BUILD) && !defined(_LGPL_SOURCE)
@@ -15,6 +15,7 @@
 #endif
 #include <urcu-bp.h>
 
+#include "md_rcu.h"
 #include "memdesc.h"
 #include "xarray_rcu.h"
 

@@ -120,7 +120,7 @@
  * 9. Page-map nodes live as long as their chunk
  *    md_pagemap keeps the nodes that empty (XA_FLAGS_KEEP_NODES): a single page alone
  *    in its leaf, allocated and freed over and over, would otherwise create the leaf
- *    (node reserve, pool lock) and free it (call_rcu) every time. Empty nodes are
+ *    (node reserve, pool lock) and free it (md_rcu_call) every time. Empty nodes are
  *    pruned when their OS chunk goes back (phys.c md_release -> pages__prune): while
  *    a chunk is committed its page-map nodes stay, at most 8 leaves (about 4.6 KiB,
  *    0.2%) per 2 MiB chunk, counted in meta_xa_nodes. With the XArray's leaf fast
@@ -244,7 +244,12 @@ static void md_node_free(void *priv, void *node)
 		kmem_cache_free(md_node_cache, node);
 }
 
-const struct xa_node_ops md_node_ops = { .alloc = md_node_alloc, .free = md_node_free };
+/* Detached nodes wait for a grace period in md_rcu's queue, not liburcu's (md_rcu.c). */
+const struct xa_node_ops md_node_ops = {
+	.alloc = md_node_alloc,
+	.free = md_node_free,
+	.defer = md_rcu_call,
+};
 
 /* ---- per-thread page cache ---------------------------------------------------- */
 

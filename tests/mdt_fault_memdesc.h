@@ -30,7 +30,7 @@
 /*
  * Slack over the first check's level for the caches whose level varies between runs:
  * page-map nodes (the node pool holds up to 256), struct slab (per-thread magazines of
- * the call_rcu worker, which frees descriptors of type-stable slabs), page blocks (one
+ * the md_rcu worker, which frees descriptors of type-stable slabs, until it ends), page blocks (one
  * spare, reuse order).
  */
 #define MDT_NODE_SLACK 320
@@ -56,7 +56,7 @@ static inline void mdt_memdesc_check_clean(void)
 	memdesc_thread_drain();
 	kmem_reap_all();
 	kmem_reap_all();
-	urcu_bp_barrier();	/* slab pages of type-stable caches are freed after a GP */
+	md_rcu_barrier();	/* slab pages of type-stable caches are freed after a GP */
 	memdesc_purge();
 	memdesc_stats(&st);
 	if (st.pages_folio || st.nr_folios || st.pages_split_held)

@@ -11,3 +11,10 @@ if(MEMDESC_FAULT_INJECTION)
 endif()
 memdesc_add_test(NAME test_memdesc_stress SOURCES test_memdesc_stress.c LIBS memdesc_core
                  LABELS memdesc TIMEOUT 300)
+# memdesc's deferred frees (memdesc/md_rcu.c). One case forks with a worker's batch in
+# flight and the child starts a worker of its own: TSan must allow threads after fork.
+memdesc_add_test(NAME test_md_rcu SOURCES test_md_rcu.c LIBS memdesc_core LABELS memdesc)
+if(MEMDESC_SANITIZE MATCHES "thread")
+  set_property(TEST test_md_rcu APPEND PROPERTY ENVIRONMENT
+               "TSAN_OPTIONS=halt_on_error=1:suppressions=${CMAKE_CURRENT_SOURCE_DIR}/tsan.supp:die_after_fork=0")
+endif()

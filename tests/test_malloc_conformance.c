@@ -15,6 +15,7 @@
 #include "mdt.h"
 #include "mdt_fault.h"
 #include "md_malloc.h"
+#include "md_rcu.h"
 #include "memdesc.h"
 
 #include <errno.h>
@@ -544,7 +545,7 @@ static void wl_free_sized_and_trim(void)
 	for (int i = 0; i < 64; i++)
 		md_free_sized(p[i], (size_t)i * 1000 + 1);
 	ck_assert_int_eq(md_malloc_trim(0), 1);
-	urcu_bp_barrier();	/* slab frees deferred by RCU have run */
+	md_rcu_barrier();	/* slab frees deferred by RCU have run */
 	md_malloc_trim(0);	/* and their pages go back */
 	memdesc_stats(&st);
 	ck_assert_uint_eq(st.pages_folio, 0);

@@ -5,9 +5,14 @@
  * allocated (their contents checked), starts a thread that allocates, and forks again.
  * A child that hangs is killed after a timeout and fails the test. Afterwards the
  * parent's memory goes back to its starting size.
+ * Deferred frees (memdesc/md_rcu.c) across fork: callbacks queued in the parent run in
+ * the child (on a worker started there, lazily) and, separately, in the parent; a
+ * stress of threads queueing callbacks and churning the heap while the main thread
+ * forks, each child queueing and waiting for its own.
  */
 #include "mdt.h"
 #include "md_malloc.h"
+#include "md_rcu.h"
 #include "memdesc.h"
 
 #include <pthread.h>
@@ -154,7 +159,7 @@ static size_t pages_in_use(size_t *meta)
 	struct memdesc_stats st;
 
 	md_malloc_trim(0);
-	urcu_bp_barrier();
+	md_rcu_barrier();
 	md_malloc_trim(0);
 	md_malloc_stats(&ms);
 	memdesc_stats(&st);
@@ -209,6 +214,168 @@ START_TEST(test_fork_threads)
 }
 END_TEST
 
+/* ---- deferred frees across fork ------------------------------------------------- */
+
+struct item {
+	struct rcu_head head;
+	atomic_int ran;
+};
+
+static void item_run(struct rcu_head *h)
+{
+	atomic_fetch_add(&caa_container_of(h, struct item, head)->ran, 1);
+}
+
+#define NDEFER 32
+static struct item deferred[NDEFER];
+
+/* The child of test_fork_deferred: 0 on success. */
+static int deferred_child(unsigned long spawns_before)
+{
+	struct md_rcu_stats st;
+	struct memdesc_stats ms;
+	void *p[64];
+
+	md_rcu_stats(&st);
+	if (st.worker || st.spawns != spawns_before)
+		return 30;	/* fork itself starts no thread */
+	for (int i = 0; i < NDEFER; i++)
+		if (atomic_load(&deferred[i].ran))
+			return 31;
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 64; i++)
+			if (!(p[i] = md_malloc((size_t)(i % 8 ? 48 : 200000))))
+				return 32;
+		for (int i = 0; i < 64; i++)
+			md_free(p[i]);
+	}
+	md_malloc_trim(0);	/* runs the deferred frees (a barrier) */
+	for (int i = 0; i < NDEFER; i++)
+		if (atomic_load(&deferred[i].ran) != 1)
+			return 33;
+	/* Deferred frees may queue more (a slab of struct slab emptied): run those too. */
+	for (int i = 0; i < 10 && md_rcu_pending(); i++)
+		md_rcu_barrier();
+	md_rcu_stats(&st);
+	if (st.spawns <= spawns_before || st.done != st.queued)
+		return 34;
+	memdesc_stats(&ms);
+	return ms.pages_rcu_pending == 0 ? 0 : 35;
+}
+
+START_TEST(test_fork_deferred)
+{
+	struct md_rcu_stats st;
+	pid_t pid;
+	int rc;
+
+	md_free(md_malloc(100));
+	ck_assert_int_eq(md_rcu_barrier(), 0);
+	/* Queued from outside any md_ call: nothing kicks a worker before the fork. */
+	for (int i = 0; i < NDEFER; i++)
+		md_rcu_call(&deferred[i].head, item_run);
+	md_rcu_stats(&st);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(deferred_child(st.spawns));
+	rc = wait_child(pid, 30);
+	ck_assert_msg(rc == 0, "child %s (%d)", rc < 0 ? "hung (killed)" : "failed", rc);
+	/* The parent's copies are its own: not run by the child, run once here. */
+	for (int i = 0; i < NDEFER; i++)
+		ck_assert_int_eq(atomic_load(&deferred[i].ran), 0);
+	ck_assert_int_eq(md_rcu_barrier(), 0);
+	for (int i = 0; i < NDEFER; i++)
+		ck_assert_int_eq(atomic_load(&deferred[i].ran), 1);
+}
+END_TEST
+
+#define NPRODUCERS 3
+
+struct producer {
+	struct item *it;
+	size_t n;
+	uint64_t seed;
+};
+
+static void *producer(void *arg)
+{
+	struct producer *p = arg;
+	struct mdt_rng r;
+	void *slot[32] = { 0 };
+
+	mdt_rng_init(&r, p->seed);
+	for (size_t i = 0; i < p->n; i++) {
+		unsigned k = (unsigned)mdt_rng_below(&r, 32);
+
+		md_rcu_call(&p->it[i].head, item_run);
+		md_free(slot[k]);	/* a free's return kicks the worker */
+		slot[k] = md_malloc(pick_size(&r));
+	}
+	for (int k = 0; k < 32; k++)
+		md_free(slot[k]);
+	return NULL;
+}
+
+/* A child of the stress: allocate, queue, wait for its own callbacks. */
+static int stress_child(void)
+{
+	struct item own[8];
+	void *p[16];
+
+	for (int i = 0; i < 8; i++) {
+		atomic_store(&own[i].ran, 0);
+		md_rcu_call(&own[i].head, item_run);
+	}
+	for (int i = 0; i < 16; i++)
+		if (!(p[i] = md_malloc((size_t)i * 1000 + 1)))
+			return 40;
+	for (int i = 0; i < 16; i++)
+		md_free(p[i]);
+	if (md_rcu_barrier() != 0)
+		return 41;
+	for (int i = 0; i < 8; i++)
+		if (atomic_load(&own[i].ran) != 1)
+			return 42;
+	return 0;
+}
+
+START_TEST(test_fork_deferred_stress)
+{
+	struct producer p[NPRODUCERS];
+	pthread_t t[NPRODUCERS];
+	size_t forks = mdt_scaled(40), n = mdt_scaled(20000);
+
+	for (int k = 0; k < NPRODUCERS; k++) {
+		p[k].n = n;
+		p[k].seed = mdt_seed(7) + (uint64_t)k;
+		p[k].it = md_calloc(n, sizeof(struct item));
+		ck_assert_ptr_nonnull(p[k].it);
+		ck_assert_int_eq(pthread_create(&t[k], NULL, producer, &p[k]), 0);
+	}
+	for (size_t f = 0; f < forks; f++) {
+		pid_t pid = fork();
+		int rc;
+
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0)
+			_exit(stress_child());
+		rc = wait_child(pid, 30);
+		ck_assert_msg(rc == 0, "fork %zu: child %s (%d)", f,
+			      rc < 0 ? "hung (killed)" : "failed", rc);
+	}
+	for (int k = 0; k < NPRODUCERS; k++)
+		ck_assert_int_eq(pthread_join(t[k], NULL), 0);
+	ck_assert_int_eq(md_rcu_barrier(), 0);
+	for (int k = 0; k < NPRODUCERS; k++) {
+		for (size_t i = 0; i < n; i++)
+			ck_assert_int_eq(atomic_load(&p[k].it[i].ran), 1);
+		md_free(p[k].it);
+	}
+	ck_assert_uint_eq(md_rcu_pending(), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("malloc_fork");
@@ -216,6 +383,8 @@ int main(void)
 
 	tcase_set_timeout(tc, 110);
 	tcase_add_test(tc, test_fork_threads);
+	tcase_add_test(tc, test_fork_deferred);
+	tcase_add_test(tc, test_fork_deferred_stress);
 	suite_add_tcase(s, tc);
 	return mdt_run(s);
 }

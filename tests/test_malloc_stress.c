@@ -6,6 +6,7 @@
  */
 #include "mdt.h"
 #include "md_malloc.h"
+#include "md_rcu.h"
 #include "memdesc.h"
 
 #include <pthread.h>
@@ -139,7 +140,7 @@ START_TEST(test_stress)
 		}
 	}
 	md_malloc_trim(0);
-	urcu_bp_barrier();
+	md_rcu_barrier();
 	md_malloc_trim(0);
 	md_malloc_stats(&ms);
 	ck_assert_uint_eq(ms.small_in_use, 0);

@@ -8,6 +8,7 @@
  */
 #include "mdt.h"
 #include "md_malloc.h"
+#include "md_rcu.h"
 #include "memdesc.h"
 
 #include <pthread.h>
@@ -62,7 +63,7 @@ static size_t pages_in_use(size_t *meta)
 	struct memdesc_stats st;
 
 	md_malloc_trim(0);
-	urcu_bp_barrier();
+	md_rcu_barrier();
 	md_malloc_trim(0);
 	md_malloc_stats(&ms);
 	memdesc_stats(&st);

@@ -69,7 +69,7 @@ static void check_clean(void)
 	kmem_thread_flush();
 	kmem_reap_all();
 	kmem_reap_all();
-	rcu_barrier();		/* slab pages of type-stable caches are freed after a GP */
+	md_rcu_barrier();	/* slab pages of type-stable caches are freed after a GP */
 	memdesc_purge();
 	memdesc_stats(&st);
 	REQ(st.pages_rcu_pending == 0);

@@ -15,6 +15,7 @@
  */
 #include "mdt.h"
 #include "memdesc.h"
+#include "md_rcu.h"
 #include "slab.h"
 
 #include <errno.h>
@@ -236,7 +237,7 @@ START_TEST(test_stress)
 		REQ(cs.slabs == 0);
 		kmem_cache_destroy(caches[c]);
 	}
-	rcu_barrier();
+	md_rcu_barrier();
 	memdesc_purge();
 	memdesc_stats(&st);
 	REQ(st.pages_folio == 0);

@@ -6,6 +6,7 @@
  */
 #include "mdt.h"
 #include "memdesc.h"
+#include "md_rcu.h"
 #include "slab.h"
 
 #include <errno.h>
@@ -16,9 +17,8 @@
 
 #if defined(__SANITIZE_THREAD__)
 /*
- * liburcu is not instrumented: rcu_barrier() callocs a record that the call_rcu
- * thread frees, and an exiting thread's reader slot is reused by a new thread, both
- * ordered by liburcu's own mutexes and futexes, which TSan cannot see.
+ * liburcu is not instrumented: an exiting thread's reader slot is reused by a new
+ * thread, ordered by liburcu's own mutexes, which TSan cannot see.
  */
 const char *__tsan_default_suppressions(void);
 const char *__tsan_default_suppressions(void)
@@ -322,7 +322,7 @@ START_TEST(test_typesafe_and_reap)
 	/* Unmapped at once, pages freed after a grace period. */
 	for (int i = 0; i < 1000; i++)
 		ck_assert_uint_eq(pfn_to_memdesc(virt_to_pfn(o[i])), 0);
-	rcu_barrier();
+	md_rcu_barrier();
 	memdesc_stats(&b);
 	ck_assert_uint_le(b.pages_slab + 1000 * 128 / 4096, a.pages_slab);
 	ck_assert_int_eq(memdesc_verify(), 0);

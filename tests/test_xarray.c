@@ -735,6 +735,53 @@ START_TEST(test_hook_failure)
 }
 END_TEST
 
+/*
+ * A hook with its own deferral (xa_node_ops.defer, as memdesc's page map has): the
+ * array hands it every detached chain instead of liburcu's call_rcu, and the nodes go
+ * back only when the owner runs the callbacks.
+ */
+static struct {
+	struct rcu_head *head[1024];
+	void (*func[1024])(struct rcu_head *);
+	int n;
+} deferred;
+
+static void defer_record(struct rcu_head *head, void (*func)(struct rcu_head *))
+{
+	ck_assert_int_lt(deferred.n, 1024);
+	deferred.head[deferred.n] = head;
+	deferred.func[deferred.n++] = func;
+}
+
+START_TEST(test_hook_defer)
+{
+	struct xat_hook hook;
+	struct xarray xa;
+	unsigned int reserve;
+	long allocs;
+
+	xat_hook_init(&hook);
+	hook.ops.defer = defer_record;
+	deferred.n = 0;
+	xa_init_ops(&xa, &hook.ops);
+	for (unsigned long i = 0; i < 4096; i += 7)
+		ck_assert_ptr_null(xa_store(&xa, i << 10, ptr(i)));
+	allocs = xat_hook_allocs(&hook);
+	ck_assert_int_gt(allocs, 10);
+	for (unsigned long i = 0; i < 2048; i += 7)
+		ck_assert_ptr_eq(xa_erase(&xa, i << 10), ptr(i));
+	ck_assert_int_eq(xat_hook_frees(&hook), 0);	/* detached nodes wait */
+	reserve = xa.xa_nr_reserve;
+	xa_destroy(&xa);
+	/* The reserve goes back at once, the tree waits for the owner's callbacks. */
+	ck_assert_int_eq(xat_hook_frees(&hook), (long)reserve);
+	ck_assert_int_gt(deferred.n, 1);
+	for (int k = 0; k < deferred.n; k++)
+		deferred.func[k](deferred.head[k]);
+	ck_assert_int_eq(xat_hook_allocs(&hook), xat_hook_frees(&hook));
+}
+END_TEST
+
 START_TEST(test_reserve)
 {
 	struct xat_hook hook;
@@ -837,7 +884,7 @@ static void probe_free(void *priv, void *node)
 
 START_TEST(test_hook_unlocked)
 {
-	static const struct xa_node_ops ops = { probe_alloc, probe_free, NULL };
+	static const struct xa_node_ops ops = { .alloc = probe_alloc, .free = probe_free };
 	struct xarray xa;
 
 	xa_init_ops(&xa, &ops);
@@ -882,6 +929,7 @@ static Suite *xarray_suite(void)
 	tcase_add_test(tc, test_hook_failure);
 	tcase_add_test(tc, test_reserve);
 	tcase_add_test(tc, test_hook_unlocked);
+	tcase_add_test(tc, test_hook_defer);
 	tcase_add_test(tc, test_memory);
 	suite_add_tcase(s, tc);
 	return s;

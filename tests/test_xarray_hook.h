@@ -44,6 +44,7 @@ static inline void xat_hook_init(struct xat_hook *h)
 {
 	h->ops.alloc = xat_hook_alloc;
 	h->ops.free = xat_hook_free;
+	h->ops.defer = NULL;	/* liburcu's call_rcu */
 	h->ops.priv = h;
 	h->allocs = 0;
 	h->frees = 0;

@@ -79,8 +79,9 @@
  * Nodes leave the tree when a store replaces a subtree, when a node empties (it is
  * removed from its parent, recursively; with XA_FLAGS_KEEP_NODES only when xa_prune()
  * finds it empty), and when the root shrinks. Each operation
- * chains the nodes it detached and hands the chain to call_rcu once, after dropping
- * the lock; the callback gives them back through xa_node_ops.free. A node never goes
+ * chains the nodes it detached and hands the chain to call_rcu once (xa_node_ops.defer
+ * if the hook has one), after dropping the lock; the callback gives them back through
+ * xa_node_ops.free. A node never goes
  * back to the reserve: a reader may still be inside it. xa_destroy frees the reserve
  * at once (no reader can know those nodes) and the tree after a grace period.
  * Erasing never needs a node. Splitting needs one node per new subtree node; a split
@@ -120,10 +121,11 @@
  * the old state. Mark bits are read with relaxed loads: a search may see a mark a moment
  * early or late, never a freed node.
  *
- * call_rcu (urcu_bp_call_rcu) mallocs its per-process worker data and creates the
- * worker thread (pthread_create) on its first use, and the worker does not survive
- * fork(); a malloc built on this array must make that first call outside its own
- * malloc (e.g. at initialisation) and call liburcu's fork hooks.
+ * liburcu's call_rcu (urcu_bp_call_rcu, the default) mallocs its per-process worker
+ * data and creates the worker thread (pthread_create) on its first use, and the worker
+ * does not survive fork() and never ends. A malloc built on this array gives it a
+ * defer hook of its own instead (memdesc's page map: memdesc/md_rcu.c), so that no
+ * node free ever reaches liburcu's worker.
  *
  * 5. TSan
  * -------
@@ -131,7 +133,8 @@
  * after every reader that could reach it has left its read-side section; it would call
  * the reader's loads and the free a race. We state that ordering: xa__rcu_read_unlock
  * does __tsan_release(&xa__tsan_gp), a writer does the same before call_rcu, and the
- * callback does __tsan_acquire(&xa__tsan_gp) before freeing. It is exact, not a
+ * callback does __tsan_acquire(&xa__tsan_gp) before freeing (whichever mechanism
+ * deferred it: liburcu's call_rcu or a hook's defer). It is exact, not a
  * suppression: a release joins the thread's clock into the address's, so the callback
  * acquires every read-side section that ended before it ran, and the grace period
  * guarantees that these include all the sections that could see the node.
@@ -178,6 +181,7 @@ static void xa__libc_free(void *priv, void *node)
 static const struct xa_node_ops xa__libc_ops = {
 	.alloc = xa__libc_alloc,
 	.free = xa__libc_free,
+	.defer = NULL,
 	.priv = NULL,
 };
 
@@ -260,13 +264,22 @@ static void xa__free_chain_rcu(struct rcu_head *head)
 	}
 }
 
-/* Hand an operation's detached nodes to call_rcu. Called without the lock. */
+/*
+ * Hand an operation's detached nodes to the hook's defer (default: liburcu's call_rcu).
+ * Called without the lock. All nodes of one array share its ops.
+ */
 static void xa__freelist_flush(struct xa__freelist *fl)
 {
+	const struct xa_node_ops *ops;
+
 	if (!fl->head)
 		return;
+	ops = fl->head->xa_ops;
 	XA__TSAN_RELEASE(&xa__tsan_gp);
-	urcu_bp_call_rcu(&fl->head->xa_rcu, xa__free_chain_rcu);
+	if (ops->defer)
+		ops->defer(&fl->head->xa_rcu, xa__free_chain_rcu);
+	else
+		urcu_bp_call_rcu(&fl->head->xa_rcu, xa__free_chain_rcu);
 	fl->head = NULL;
 }
 
@@ -278,7 +291,8 @@ static void xa__freelist_flush(struct xa__freelist *fl)
  * xa_init_ops() - initialise an empty array whose nodes come from @ops.
  * @xa: the array.
  * @ops: the node hook, or NULL for the C library; it must outlive the array and the
- *	grace period after its last store (urcu_bp_barrier() waits for that).
+ *	grace period after its last store (urcu_bp_barrier() waits for that, or the
+ *	barrier of the hook's own defer).
  * Context: any; nothing may use @xa concurrently.
  */
 void xa_init_ops(struct xarray *xa, const struct xa_node_ops *ops)

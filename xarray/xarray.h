@@ -25,17 +25,25 @@
 extern "C" {
 #endif
 
+struct rcu_head;	/* liburcu's (urcu/call-rcu.h) */
+
 /**
- * struct xa_node_ops - where the array gets its tree nodes from.
+ * struct xa_node_ops - where the array gets its tree nodes from, and how it defers
+ * their free.
  * @alloc: returns one node of xa_node_size() bytes aligned to XA_NODE_ALIGN, or
  *	NULL. Called with no lock of the array held.
  * @free: gives back a node that @alloc returned. Called after an RCU grace period,
- *	from a call_rcu callback (liburcu's call_rcu thread), or from xa_destroy().
- * @priv: passed to both.
+ *	from the callback that @defer ran, or from xa_destroy().
+ * @defer: runs @func(@head) after an urcu-bp grace period; NULL: liburcu's
+ *	urcu_bp_call_rcu() (its call_rcu thread). An owner with its own mechanism (memdesc's
+ *	page map: md_rcu_call) sets it. Called with no lock of the array held, possibly
+ *	inside a read-side section.
+ * @priv: passed to @alloc and @free.
  */
 struct xa_node_ops {
 	void *(*alloc)(void *priv);
 	void (*free)(void *priv, void *node);
+	void (*defer)(struct rcu_head *head, void (*func)(struct rcu_head *head));
 	void *priv;
 };
 
