@@ -64,10 +64,12 @@
  *    and running it keeps the batch in md_rcu.inflight, cleared inside its section, so
  *    at the fork the batch is either wholly run or wholly in inflight. The parent hook
  *    releases both locks; nothing had to be paused or acknowledged. The child hook
- *    re-initialises the locks and conditions, has no runner, puts the inflight batch
+ *    (the forking thread, which holds both locks) re-initialises the conditions, has
+ *    no runner, puts the inflight batch
  *    back at the head of the queue (its grace period will be waited again: harmless),
- *    and sets want_worker if the queue is not empty: a worker starts lazily at the
- *    child's first kick, never in a child that has nothing to free.
+ *    sets want_worker if the queue is not empty (a worker starts lazily at the
+ *    child's first kick, never in a child that has nothing to free) and releases the
+ *    locks.
  *    A program that uses memdesc without its malloc layer and forks must call these
  *    hooks itself (as it must for vmem's and the caches' locks).
  *
@@ -388,9 +390,11 @@ void md_rcu_fork_child(void)
 {
 	struct rcu_head *b = md_rcu.inflight;
 
-	pthread_mutex_init(&md_rcu.lock, NULL);
-	pthread_mutex_init(&md_rcu.pause_lock, NULL);
-	atomic_store(&md_rcu.paused, 0);
+	/*
+	 * This thread took both locks in the prepare hook: release them (re-initialising
+	 * a held mutex is undefined, and TSan would still count it held). The conditions
+	 * may record waiters that are not in the child: initialise them anew.
+	 */
 	md_rcu.ready = false;
 	md_rcu_init_locked();
 	/* The parent's runner is not here: its batch goes back in front of the queue. */
@@ -409,4 +413,7 @@ void md_rcu_fork_child(void)
 	md_rcu.runner = false;
 	md_rcu.idle = false;
 	atomic_store_explicit(&md_rcu__want_worker, md_rcu.head != NULL, memory_order_relaxed);
+	pthread_mutex_unlock(&md_rcu.lock);
+	atomic_store(&md_rcu.paused, 0);
+	pthread_mutex_unlock(&md_rcu.pause_lock);
 }

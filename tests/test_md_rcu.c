@@ -426,13 +426,16 @@ END_TEST
 
 int main(int argc, char **argv)
 {
-	Suite *s = suite_create("md_rcu");
-	TCase *tc = tcase_create("md_rcu");
+	Suite *s;
+	TCase *tc;
 
+	/* Before Check allocates anything: the child's exit(0) runs the leak check. */
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 && strcmp(argv[2], "lastthreads") == 0) {
 		alarm(60);	/* a hang becomes SIGALRM */
 		last_threads_exit();
 	}
+	s = suite_create("md_rcu");
+	tc = tcase_create("md_rcu");
 	tcase_add_test(tc, test_grace_period);
 	tcase_add_test(tc, test_order_and_barrier);
 	tcase_add_test(tc, test_barrier_in_section);

@@ -12,6 +12,9 @@ Workloads (sizes per mode in SIZES):
     gcc      gcc -O2 building one program from N generated C files (driver, cc1, as, ld)
     sort     sort(1) of generated lines (LC_ALL=C)
     mtwork   memdesc-mtwork: threads that allocate, realloc, hand blocks to each other
+    fork     memdesc-forkbench: N times fork, the child mallocs, frees and _exits, the
+             parent waits; no heap in use (the fork handlers' cost)
+    fork-heap8  the same with 8 MiB of heap in use (page tables to copy)
 and in the full mode the programs of the malloc layer's preload tests (tests/preload/),
 when they are in the tree:
     python3-alloc_heavy  tests/preload/alloc_heavy.py (small objects, big buffers,
@@ -30,11 +33,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(os.path.dirname(HERE), "programs")
 
 # mode -> (runs per allocator, pywork rounds and entries, gcc files, sort lines,
-#          mtwork threads and operations per thread)
+#          mtwork threads and operations per thread, forks)
 SIZES = {
-    "full": (5, (4, 60000), 12, 1000000, 4, 1000000),
-    "quick": (3, (1, 60000), 6, 200000, 2, 200000),
-    "smoke": (1, (1, 5000), 1, 20000, 2, 20000),
+    "full": (5, (4, 60000), 12, 1000000, 4, 1000000, 2000),
+    "quick": (3, (1, 60000), 6, 200000, 2, 200000, 500),
+    "smoke": (1, (1, 5000), 1, 20000, 2, 20000, 50),
 }
 
 ALLOCATORS = ("memdesc", "glibc", "jemalloc", "mimalloc")
@@ -80,7 +83,7 @@ def _gen_lines(path, n):
 
 def workloads(mode, paths, tmp):
     """(name, argv, cwd, env additions) for each workload of @mode, inputs made in @tmp."""
-    _, (rounds, entries), nfiles, nlines, threads, ops = SIZES[mode]
+    _, (rounds, entries), nfiles, nlines, threads, ops, forks = SIZES[mode]
     src = os.path.join(tmp, "gcc")
     os.makedirs(src, exist_ok=True)
     for k in range(nfiles):
@@ -96,6 +99,9 @@ def workloads(mode, paths, tmp):
             extra.append(("python3-alloc_heavy", [sys.executable, heavy], tmp, {}))
         if paths.get("mt_alloc"):
             extra.append(("mt_alloc", [paths["mt_alloc"]], tmp, {}))
+    if paths.get("forkbench"):
+        extra.append(("fork", [paths["forkbench"], str(forks), "0"], tmp, {}))
+        extra.append(("fork-heap8", [paths["forkbench"], str(forks), "8"], tmp, {}))
     return [
         ("python3", [sys.executable, os.path.join(PROGRAMS, "pywork.py"), str(rounds),
                      str(entries)],
@@ -125,12 +131,12 @@ def run_one(argv, cwd, env):
     return seconds, ru.ru_maxrss, rc, first[0] if first else ""
 
 
-def run(mode, paths, progress):
-    """Run every workload; return the list of per-run records (dicts)."""
+def run(mode, paths, progress, only=None):
+    """Run every workload (or those named in @only); return the per-run records."""
     runs = SIZES[mode][0]
     records = []
     with tempfile.TemporaryDirectory(prefix="mdb-programs-") as tmp:
-        wl = workloads(mode, paths, tmp)
+        wl = [w for w in workloads(mode, paths, tmp) if not only or w[0] in only]
         total = len(wl) * runs * len(ALLOCATORS)
         done = 0
         for name, argv, cwd, extra in wl:
@@ -176,3 +182,35 @@ def stats(values):
         return None
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "n": len(values)}
+
+
+def main():
+    """Run some workloads alone and print median times and ratios to glibc:
+    programs.py --paths BUILD/bench/mdb_paths.json [--mode quick] [--runs N] fork,fork-heap8
+    """
+    import argparse
+    import json
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--paths", required=True)
+    ap.add_argument("--mode", choices=sorted(SIZES), default="quick")
+    ap.add_argument("--runs", type=int, help="runs per allocator (default per mode)")
+    ap.add_argument("only", help="comma-separated workload names")
+    a = ap.parse_args()
+    with open(a.paths) as f:
+        paths = json.load(f)
+    if a.runs:
+        SIZES[a.mode] = (a.runs,) + SIZES[a.mode][1:]
+    recs = run(a.mode, paths, lambda *x: None, only=set(a.only.split(",")))
+    print("%-12s %s" % ("median s", " ".join("%10s" % al for al in ALLOCATORS))
+          + "   " + " ".join("%9s" % ("/" + al) for al in ALLOCATORS if al != "glibc"))
+    for w, per in summarize(recs).items():
+        med = {al: (stats(per[al]["t"]) or {}).get("median") for al in per}
+        g = med.get("glibc")
+        row = " ".join("%10.4f" % med[al] if med.get(al) else "%10s" % "-" for al in ALLOCATORS)
+        rat = " ".join("%9.2f" % (med[al] / g) if med.get(al) and g else "%9s" % "-"
+                       for al in ALLOCATORS if al != "glibc")
+        print("%-12s %s   %s" % (w, row, rat))
+
+
+if __name__ == "__main__":
+    main()
