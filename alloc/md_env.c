@@ -43,10 +43,10 @@
  *    No handshake with a thread: a fork costs one grace period (a membarrier and a
  *    scan of the readers) and a few uncontended mutexes.
  *    parent: liburcu's after-fork handler, release md_rcu's locks, clear the flag,
- *    release md_fork_lock. child: the same, with the locks re-initialised; md_rcu has
- *    no worker there and starts one at the child's first md__leave() only if frees
- *    were queued (md_rcu.c, section 4). The child can allocate and
- *    free, the parent's blocks included: they are ordinary blocks of the copied heap.
+ *    release md_fork_lock. child: the same (the forking thread holds the locks, so it
+ *    releases them); md_rcu has no worker there and starts one at the child's first
+ *    md__leave() only if frees were queued (md_rcu.c, section 4). The child can
+ *    allocate and free, the parent's blocks included: ordinary blocks of the copied heap.
  *    What the parent's other threads held in their magazines and page caches stays
  *    allocated in the child (a bounded leak: at most a few magazines per class per
  *    thread). Nested entry points (a malloc inside pthread_create from md__leave's
@@ -351,7 +351,8 @@ static void md_postfork_child(void)
 	urcu_bp_after_fork_child();
 	md_rcu_fork_child();
 	atomic_store(&md__fork_pending, 0);
-	pthread_mutex_init(&md_fork_lock, NULL);
+	/* Held by this thread since the prepare handler: release, not re-initialise. */
+	pthread_mutex_unlock(&md_fork_lock);
 }
 
 /* ---- init --------------------------------------------------------------------- */

@@ -510,7 +510,7 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 struct md_lc_bucket {
 	pthread_mutex_t lock;
 	void *head;				/* LIFO: hot blocks first */
-	size_t n;
+	size_t n;				/* blocks; read without the lock: stored atomically */
 } __attribute__((aligned(64)));
 
 static struct md_lc_bucket md_lc[MD_LC_BUCKETS] = {
@@ -547,7 +547,7 @@ static void *md_lc_take_from(unsigned int b, size_t np, bool any)
 
 		if (any || folio_nr_pages(md_lc_folio(cand)) >= np) {
 			*link = *(void **)cand;
-			bk->n--;
+			__atomic_store_n(&bk->n, bk->n - 1, __ATOMIC_RELAXED);
 			p = cand;
 			break;
 		}
@@ -593,7 +593,7 @@ static bool md_lc_put(void *p, size_t np)
 	pthread_mutex_lock(&bk->lock);
 	*(void **)p = bk->head;
 	bk->head = p;
-	bk->n++;
+	__atomic_store_n(&bk->n, bk->n + 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&bk->lock);
 	return true;
 }
@@ -607,7 +607,7 @@ static void md_lc_drain(void)
 		pthread_mutex_lock(&md_lc[b].lock);
 		p = md_lc[b].head;
 		md_lc[b].head = NULL;
-		md_lc[b].n = 0;
+		__atomic_store_n(&md_lc[b].n, 0, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&md_lc[b].lock);
 		while (p) {
 			void *next = *(void **)p;
@@ -653,7 +653,7 @@ static bool md_lc_evict_next(const struct md_block *blk)
 	for (link = &bk->head; *link; link = (void **)*link) {
 		if (*link == q) {
 			*link = *(void **)q;
-			bk->n--;
+			__atomic_store_n(&bk->n, bk->n - 1, __ATOMIC_RELAXED);
 			found = true;
 			break;
 		}

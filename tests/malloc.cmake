@@ -1,10 +1,9 @@
 # malloc layer tests (issue 5): the md_ API (conformance, bad frees, fork, threads,
 # differential against a model, stress), and real programs under LD_PRELOAD.
 #
-# Every md_ test program forks (Check runs each test in a child, and the allocator's
-# fork handler restarts liburcu's call_rcu worker thread in the child, as liburcu
-# requires): TSan refuses threads started after a multi-threaded fork unless told
-# otherwise, hence die_after_fork=0 in TSan builds.
+# Every md_ test program forks (Check runs each test in a child, whose deferred frees may
+# start md_rcu's worker there): TSan refuses threads started after a multi-threaded fork
+# unless told otherwise, hence die_after_fork=0 in TSan builds.
 function(malloc_test name)
   memdesc_add_test(NAME ${name} SOURCES ${name}.c LIBS memdesc_malloc LABELS malloc ${ARGN})
   if(MEMDESC_SANITIZE MATCHES "thread")
@@ -14,10 +13,10 @@ endfunction()
 
 malloc_test(test_malloc_conformance)
 malloc_test(test_malloc_errors)
-# Not under TSan: the child of a multi-threaded fork starts liburcu's call_rcu worker
-# (call_rcu_after_fork_child, as liburcu requires), and TSan's thread registry then
-# dies with "dup thread with used id" (the new thread reuses the stack, hence the
-# pthread_t, of a parent thread TSan still counts as alive). Plain and ASan run it.
+# Not under TSan: its children start threads (the test's own, and md_rcu's worker when
+# they have deferred frees), and glibc gives a child's new thread the stack, hence the
+# pthread_t, of a parent thread that TSan's registry still counts as alive: TSan dies
+# with "dup thread with used id". Plain and ASan run it.
 if(NOT MEMDESC_SANITIZE MATCHES "thread")
   malloc_test(test_malloc_fork)
 endif()
