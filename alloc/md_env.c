@@ -65,8 +65,8 @@
  *    the drain queued deferred frees, the destructor kicks md_rcu's worker.
  *    The last thread: a process ends when its last thread exits (glibc calls exit(0)
  *    when its count of threads drops to zero, main's pthread_exit included). The only
- *    thread of ours, md_rcu's worker, ends by itself once it has been idle for a few
- *    milliseconds (md_rcu.c, section 3), so it never keeps a process alive: when it
+ *    thread of ours, md_rcu's worker, ends by itself once it has been idle for 20 ms
+ *    (md_rcu.c, section 3), so it never keeps a process alive: when it
  *    is the last thread, its own exit ends the process.
  *
  * 5. Statistics

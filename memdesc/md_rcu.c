@@ -93,7 +93,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#define MD_RCU_LINGER_MS 5	/* idle worker waits this long for more work, then ends */
+#define MD_RCU_LINGER_MS 20	/* idle worker waits this long for more work, then ends */
 
 static struct {
 	pthread_mutex_t lock;		/* everything below but paused/pause_lock */

@@ -4,6 +4,7 @@
  * reader itself observes it), in queue order, exactly once; md_rcu_barrier(); many
  * producers; the worker ends when idle and a new one starts for new work; fork with a
  * batch taken but not run (the child runs it, the parent too, each in its own memory);
+ * producers queueing while the main thread forks;
  * a process whose last threads call pthread_exit while callbacks are queued ends.
  */
 #include "mdt.h"
@@ -299,6 +300,20 @@ static void t_child(void)
 	md_rcu_fork_child();
 }
 
+static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+
+static void fork_handlers_register(void)
+{
+	if (pthread_atfork(t_prefork, t_parent, t_child) != 0)
+		abort();
+}
+
+/* Once per process (CK_FORK=no runs every test in one). */
+static void fork_handlers(void)
+{
+	pthread_once(&fork_handlers_once, fork_handlers_register);
+}
+
 #define NFORK_ITEMS 64
 static struct item fk[NFORK_ITEMS];
 static atomic_int fk_reader_in;
@@ -353,7 +368,7 @@ START_TEST(test_fork_inflight)
 	pid_t pid;
 	int status;
 
-	ck_assert_int_eq(pthread_atfork(t_prefork, t_parent, t_child), 0);
+	fork_handlers();
 	md_rcu_stats(&st);
 	atomic_store(&fk_reader_in, 0);
 	atomic_store(&fork_reader_released, 0);
@@ -381,6 +396,94 @@ START_TEST(test_fork_inflight)
 	ck_assert_int_eq(md_rcu_barrier(), 0);
 	for (int i = 0; i < NFORK_ITEMS; i++)
 		ck_assert_int_eq(atomic_load(&fk[i].ran), 1);
+}
+END_TEST
+
+/* ---- stress: producers while forking -------------------------------------------- */
+
+#define NSTRESS 3
+static atomic_int stress_stop;
+
+struct stress_prod {
+	struct item *it;
+	size_t n;
+	size_t queued;	/* how many it queued before stress_stop */
+};
+
+static void *stress_producer(void *arg)
+{
+	struct stress_prod *p = arg;
+
+	for (p->queued = 0; p->queued < p->n && !atomic_load(&stress_stop); p->queued++) {
+		queue_item(&p->it[p->queued], item_run);
+		if (p->queued % 64 == 0)
+			md_rcu_kick();
+	}
+	return NULL;
+}
+
+/*
+ * The child: what it inherited is consistent (no runner; a batch in flight went back
+ * into the queue). It starts no thread (a sanitizer's runtime may hold a lock of a
+ * vanished parent thread, and TSan refuses reused thread ids) except in plain builds,
+ * where it also runs everything it inherited and one callback of its own.
+ */
+static int stress_child(void)
+{
+	struct md_rcu_stats st;
+
+	md_rcu_stats(&st);
+	if (st.worker || st.taken != st.done || md_rcu_pending() != st.queued - st.done)
+		return 50;
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+	{
+		struct item mine;
+
+		queue_item(&mine, item_run);
+		if (md_rcu_barrier() != 0 || atomic_load(&mine.ran) != 1 || md_rcu_pending())
+			return 51;
+	}
+#endif
+	return 0;
+}
+
+START_TEST(test_fork_stress)
+{
+	struct stress_prod p[NSTRESS];
+	pthread_t t[NSTRESS];
+	size_t n = mdt_scaled(30000), forks = mdt_scaled(40);
+
+	fork_handlers();
+	atomic_store(&stress_stop, 0);
+	for (int k = 0; k < NSTRESS; k++) {
+		p[k].n = n;
+		p[k].it = calloc(n, sizeof(struct item));
+		ck_assert_ptr_nonnull(p[k].it);
+		ck_assert_int_eq(pthread_create(&t[k], NULL, stress_producer, &p[k]), 0);
+	}
+	for (size_t f = 0; f < forks; f++) {
+		pid_t pid = fork();
+		int status;
+
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			alarm(60);	/* a hang becomes a failure */
+			_exit(stress_child());
+		}
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "fork %zu: child status %#x", f, status);
+	}
+	atomic_store(&stress_stop, 1);
+	for (int k = 0; k < NSTRESS; k++)
+		ck_assert_int_eq(pthread_join(t[k], NULL), 0);
+	ck_assert_int_eq(md_rcu_barrier(), 0);
+	for (int k = 0; k < NSTRESS; k++) {
+		for (size_t i = 0; i < p[k].queued; i++)
+			ck_assert_int_eq(atomic_load(&p[k].it[i].ran), 1);
+		free(p[k].it);
+	}
+	ck_assert_uint_eq(md_rcu_pending(), 0);
 }
 END_TEST
 
@@ -450,6 +553,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_producers);
 	tcase_add_test(tc, test_worker_ends_and_restarts);
 	tcase_add_test(tc, test_fork_inflight);
+	tcase_add_test(tc, test_fork_stress);
 #if !defined(__SANITIZE_THREAD__)
 	/* TSan's runtime keeps a thread of its own (started with the real pthread_create):
 	 * a process whose last user thread exits does not end under TSan. */
