@@ -669,6 +669,36 @@ static bool md_lc_evict_next(const struct md_block *blk)
 	return true;
 }
 
+/*
+ * Give cached blocks back to the page allocator, the largest first (the most useful to
+ * a growth), at most @max_pages in all.
+ */
+static void md_lc_shed(size_t max_pages)
+{
+	for (unsigned int b = MD_LC_BUCKETS; b-- > 0 && max_pages >= MD_LC_MIN_PAGES;) {
+		for (;;) {
+			size_t np = 0;
+			void *p;
+
+			pthread_mutex_lock(&md_lc[b].lock);
+			p = md_lc[b].head;
+			if (p && (np = folio_nr_pages(md_lc_folio(p))) <= max_pages) {
+				md_lc[b].head = *(void **)p;
+				md_lc[b].n--;
+			} else {
+				p = NULL;
+			}
+			pthread_mutex_unlock(&md_lc[b].lock);
+			if (!p)
+				break;
+			max_pages -= np;
+			atomic_fetch_sub_explicit(&md_lc_pages, np, memory_order_relaxed);
+			atomic_fetch_sub_explicit(&md_large_pages, np, memory_order_relaxed);
+			folio_put(md_lc_folio(p));
+		}
+	}
+}
+
 size_t md__large_cached_bytes(void)
 {
 	return atomic_load_explicit(&md_lc_pages, memory_order_relaxed) << MD_PAGE_SHIFT_;
@@ -725,16 +755,18 @@ static inline void *md_alloc_class(unsigned int cls)
 /*
  * Reclaim before growing: when the page allocator asks for it (it had to take fresh
  * pages from the arena after enough traffic, memdesc_reclaim_due()), the large-block
- * cache, every depot magazine and every empty slab of every cache go back (two
- * working-set reaps with nothing between them), to the dirty list, where they are
- * still resident and join their neighbours: the growth that follows reuses them
- * instead of touching fresh pages. Called from the general paths only (md__enter()
- * held, no lock).
+ * cache (as much as the dirty list takes without purging, largest blocks first:
+ * pushing it over its bound would purge, and the purged pages fault again at once
+ * when the growth reuses them), every depot magazine and every empty slab of every
+ * cache go back (two working-set reaps with nothing between them), to the dirty list,
+ * where they are still resident and join their neighbours: the growth that follows
+ * reuses them instead of touching fresh pages. Called from the general paths only
+ * (md__enter() held, no lock).
  */
 static void md_reclaim_maybe(void)
 {
 	if (unlikely(memdesc_reclaim_due())) {
-		md_lc_drain();
+		md_lc_shed(memdesc_dirty_room());
 		kmem_reap_all();
 		kmem_reap_all();
 	}

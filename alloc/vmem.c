@@ -101,7 +101,9 @@
  * a double free. Bad ranges are reported as for vmem_free(). vmem_join() makes two
  * adjacent ALLOC segments one (the page allocator joins freed ranges it keeps
  * allocated, memdesc/pages.c): the second tag goes back to the pool, so it can run on
- * paths that must not allocate.
+ * paths that must not allocate. vmem_split() is its inverse (one tag): the page
+ * allocator carves a kept range without freeing it, so that the range's span, wholly
+ * covered by it, is not released to the OS and imported again in between.
  *
  * 9. The boundary-tag reserve
  *
@@ -1208,6 +1210,49 @@ int vmem_join(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize)
 	if (rc == 0)
 		vmem__debug_check(vm);
 	return rc;
+}
+
+/*
+ * Splits the ALLOC segment [addr, +size) at @at into two ALLOC segments (sizes
+ * rounded): the inverse of vmem_join(). Takes one tag from the reserve (refilled
+ * first, so it may map memory and fail); nothing is freed, so no span can become
+ * wholly free and leave the arena on the way.
+ */
+int vmem_split(vmem_t *vm, uintptr_t addr, size_t size, size_t at)
+{
+	struct vmem_release_list rel = { 0 };
+	vmem_seg_t *vs, *tail;
+	size_t r, ra;
+	bool grow;
+	int rc;
+
+	if (vm == NULL || !vmem_round(vm, size, &r) || !vmem_round(vm, at, &ra) || ra >= r ||
+	    ra <= vm->vm_qcache_max || r - ra <= vm->vm_qcache_max)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->vm_lock);
+	rc = vmem_reserve_locked(vm, 1);
+	if (rc != 0) {
+		pthread_mutex_unlock(&vm->vm_lock);
+		return -ENOMEM;
+	}
+	vs = vmem__hash_find_locked(vm, addr);
+	if (vs == NULL || vs->vs_size != r) {
+		pthread_mutex_unlock(&vm->vm_lock);
+		return -EINVAL;
+	}
+	tail = vmem_seg_get(vm);
+	tail->vs_start = addr + ra;
+	tail->vs_size = r - ra;
+	vs->vs_size = ra;
+	vm->vm_alloc -= r - ra;		/* vmem_hash_insert() counts it again */
+	vmem_seg_link_after(vs, tail);
+	vmem_hash_insert(vm, tail);
+	grow = vm->vm_nalloc > 2 * (vm->vm_hash_mask + 1);
+	vmem__free_unlock(vm, &rel);
+	if (grow)
+		vmem_hash_grow(vm);
+	vmem__debug_check(vm);
+	return 0;
 }
 
 /* ---- arenas ----------------------------------------------------------------------- */

@@ -206,6 +206,16 @@ int vmem_resize(vmem_t *vm, uintptr_t addr, size_t oldsize, size_t newsize);
  */
 int vmem_join(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize);
 /**
+ * vmem_split() - make the allocated range [@addr, +@size) two allocations,
+ * [@addr, +@at) and [@addr + @at, +@size - @at), freed later each on its own.
+ * Context: takes @vm's lock; may take boundary tags from the pool (and map memory for
+ * it): one tag is used. O(1) apart from the hash.
+ * Return: 0; -EINVAL when [@addr, +@size) is not an allocated range (nothing reported),
+ * @at is not inside it or a part would be a quantum-cached size; -ENOMEM when no tag
+ * can be had. Nothing changes on failure.
+ */
+int vmem_split(vmem_t *vm, uintptr_t addr, size_t size, size_t at);
+/**
  * vmem_size() - bytes (units of the arena's integers) allocated and/or free.
  * @vm: the arena.
  * @typemask: VMEM_ALLOC, VMEM_FREE or both (the total of the arena's spans).

@@ -325,6 +325,12 @@ void memdesc_purge(void);
  */
 int memdesc_reclaim_due(void);
 
+/**
+ * memdesc_dirty_room() - how many more freed pages the page allocator keeps resident
+ * for reuse before it starts purging (pages.c section 3). Context: lock-free reads.
+ */
+size_t memdesc_dirty_room(void);
+
 /** memdesc_thread_drain() - empty the calling thread's page cache. */
 void memdesc_thread_drain(void);
 

@@ -105,6 +105,11 @@ int md__arena_resize(unsigned long pfn, size_t npages, size_t new_npages);
  * segments of one span; nothing changed then. Never allocates.
  */
 int md__arena_join(unsigned long pfn, size_t npages, size_t next_npages);
+/*
+ * Split the page-arena segment [pfn, pfn + npages) in two at pfn + at (vmem_split):
+ * 0, or -ENOMEM when no boundary tag can be had; nothing changed then.
+ */
+int md__arena_split(unsigned long pfn, size_t npages, size_t at);
 /* Tell the OS it may drop the contents of these frames (they stay mapped). */
 void md__purge_range(unsigned long pfn, size_t npages);
 

@@ -98,8 +98,10 @@
  *    - grow: the frames first, then one store of md over the whole new run. When the
  *      frames after the run are a freed range on the dirty list (often: the block
  *      freed just before, or one the malloc layer's cache gave back for this grow),
- *      that range leaves the list for the arena first (md_dirty_claim); its frames
- *      are resident, so growing into them costs no page fault. Aligned
+ *      the part the grow needs is split off it and joined to the run's segment
+ *      (md_dirty_claim: vmem_split, vmem_join, never freed to the arena, whose span
+ *      could otherwise go back to the OS); its frames are resident, so growing into
+ *      them costs no page fault. Aligned
  *      blocks nest, so each block of the new run holds whole blocks of the old one;
  *      readers of the old pages see md throughout and the new ones appear whole. If
  *      the store finds no node, the frames go back (vmem_resize shrink).
@@ -471,27 +473,36 @@ static void md_dirty_put(unsigned long pfn, size_t npages)
 }
 
 /*
- * Carve @npages at offset @off of dirty range @r (taken off the list): give @r back
- * to the arena and take exactly those pages again, then the head before them and the
- * tail after them, which go back on the list. Between the steps another thread may
- * take part of @r: then the carve fails (the caller allocates as usual) or a head or
- * tail is lost to the list, and what is left of @r stays free in the arena unpurged,
- * to be reused or released with its chunk.
+ * Carve @npages at offset @off of dirty range @r (taken off the list): split its
+ * segment (vmem_split) into head, the pages asked for and tail; head and tail go back
+ * on the list. Nothing is freed to the arena on the way: a range that covers a whole
+ * imported span (joined ranges often do) would otherwise send the span back to the OS
+ * and have it imported again (memdesc-bench malloc/realloc_growth/step:4096 went from
+ * 22 us to 470 us that way). If a split finds no boundary tag, the range goes back on
+ * the list whole and the carve fails (the caller allocates as usual).
  */
 static bool md_dirty_carve(struct md_range r, size_t off, size_t npages,
 			   unsigned long *pfnp)
 {
 	size_t rest = r.n - off - npages;
-	unsigned long tail = r.pfn + off + npages;
 
-	md__arena_free(r.pfn, r.n);
-	if (md__arena_take(r.pfn + off, npages))
-		return false;
-	*pfnp = r.pfn + off;
-	if (off && md__arena_take(r.pfn, off) == 0)
+	if (off) {
+		if (md__arena_split(r.pfn, r.n, off)) {
+			md_dirty_put(r.pfn, r.n);
+			return false;
+		}
 		md_dirty_put(r.pfn, off);
-	if (rest && md__arena_take(tail, rest) == 0)
-		md_dirty_put(tail, rest);
+		r.pfn += off;
+		r.n -= off;
+	}
+	if (rest) {
+		if (md__arena_split(r.pfn, r.n, npages)) {
+			md_dirty_put(r.pfn, r.n);
+			return false;
+		}
+		md_dirty_put(r.pfn + npages, rest);
+	}
+	*pfnp = r.pfn;
 	return true;
 }
 
@@ -546,52 +557,53 @@ static bool md_dirty_take(size_t npages, size_t align, unsigned long *pfnp)
 }
 
 /*
- * Growing in place into a dirty range (section 7): take the range that starts at
- * @start off the list, if it holds at least @npages, and give it back to the arena so
- * that vmem_resize() of the allocation ending at @start can take its frames (resident:
- * no page faults). The whole list is scanned: this runs only when a grow found its
- * next pages taken. If a racing allocation takes part of the range before the resize,
- * the resize fails and what is left stays free in the arena unpurged, as after a
- * failed md_dirty_carve().
+ * Growing in place into a dirty range (section 7): the allocation [@pfn, @pfn +
+ * @npages) takes @more pages from the dirty range that starts right after it, if one
+ * holds them. The range leaves the list, is split at @more (vmem_split; the rest goes
+ * back on the list) and that part is joined to the allocation's segment (vmem_join):
+ * resident pages, no page faults. Nothing passes through the arena's free state: a
+ * joined range often covers a whole imported span, which freeing would send back to
+ * the OS (and the grow, another span's pages, could not take it anyway); a range of
+ * another span is not joined and goes back on the list. The whole list is scanned:
+ * this runs only when a grow found its next pages taken.
+ * Return: true if the allocation now has @npages + @more pages.
  */
-static bool md_dirty_claim(unsigned long start, size_t npages, struct md_range *got)
+static bool md_dirty_claim(unsigned long pfn, size_t npages, size_t more)
 {
-	bool found = false;
+	struct md_range r = { 0, 0 };
 
 	if (!atomic_load_explicit(&md_dirty_pages, memory_order_relaxed))
 		return false;
 	pthread_mutex_lock(&md_dirty.lock);
 	for (size_t i = md_dirty.n; i-- > 0;) {
-		if (md_dirty.r[i].pfn != start)
+		if (md_dirty.r[i].pfn != pfn + npages)
 			continue;
-		if (md_dirty.r[i].n >= npages) {
-			*got = md_dirty.r[i];
-			md_dirty.pages -= got->n;
+		if (md_dirty.r[i].n >= more) {
+			r = md_dirty.r[i];
+			md_dirty.pages -= r.n;
 			md_dirty.n--;
 			memmove(&md_dirty.r[i], &md_dirty.r[i + 1],
 				(md_dirty.n - i) * sizeof(md_dirty.r[0]));
-			atomic_fetch_sub(&md_dirty_pages, (long)got->n);
-			found = true;
+			atomic_fetch_sub(&md_dirty_pages, (long)r.n);
 		}
 		break;
 	}
 	pthread_mutex_unlock(&md_dirty.lock);
-	if (found)
-		md__arena_free(got->pfn, got->n);
-	return found;
-}
-
-/* The part of claimed range @r past @end goes back on the dirty list. */
-static void md_dirty_unclaim_rest(struct md_range r, unsigned long end)
-{
-	unsigned long tail = end;
-	size_t rest;
-
-	if (r.pfn + r.n <= end)
-		return;
-	rest = r.pfn + r.n - end;
-	if (md__arena_take(tail, rest) == 0)
-		md_dirty_put(tail, rest);
+	if (!r.n)
+		return false;
+	if (r.n > more) {
+		if (md__arena_split(r.pfn, r.n, more)) {
+			md_dirty_put(r.pfn, r.n);
+			return false;
+		}
+		md_dirty_put(r.pfn + more, r.n - more);
+		r.n = more;
+	}
+	if (md__arena_join(pfn, npages, r.n)) {
+		md_dirty_put(r.pfn, r.n);
+		return false;
+	}
+	return true;
 }
 
 void pages__dirty_flush(void)
@@ -689,6 +701,14 @@ static void md_reclaim_count(size_t npages, bool fresh)
 		return;
 	atomic_store_explicit(&md_reclaim_traffic, 0, memory_order_relaxed);
 	atomic_store_explicit(&md_reclaim_flag, true, memory_order_relaxed);
+}
+
+size_t memdesc_dirty_room(void)
+{
+	long held = atomic_load_explicit(&md_dirty_pages, memory_order_relaxed);
+	size_t max = md_dirty_max();
+
+	return held < 0 || (size_t)held >= max ? 0 : max - (size_t)held;
 }
 
 int memdesc_reclaim_due(void)
@@ -1258,16 +1278,12 @@ static void md_map_merge(unsigned long pfn, size_t npages, memdesc_t md)
 
 static int md_pages_grow(unsigned long pfn, size_t npages, size_t new_npages, memdesc_t md)
 {
-	struct md_range r;
 	void *old;
 
-	if (md__arena_resize(pfn, npages, new_npages)) {
-		/* The next frames may be a freed range kept on the dirty list. */
-		if (!md_dirty_claim(pfn + npages, new_npages - npages, &r) ||
-		    md__arena_resize(pfn, npages, new_npages))
-			return -ENOMEM;
-		md_dirty_unclaim_rest(r, pfn + new_npages);
-	}
+	/* The next frames may be a freed range kept on the dirty list. */
+	if (md__arena_resize(pfn, npages, new_npages) &&
+	    !md_dirty_claim(pfn, npages, new_npages - npages))
+		return -ENOMEM;
 	/*
 	 * One store of the whole run: its blocks hold the old ones (aligned blocks nest),
 	 * so readers of the old pages see md at every step, and the new pages appear.
@@ -1316,7 +1332,8 @@ static int md_pages_shrink(unsigned long pfn, size_t npages, size_t new_npages, 
 	/*
 	 * The tail is resident: like any freed range it goes to the dirty list (taken back
 	 * from the arena as a segment of its own). If a racing allocation took part of it
-	 * first, what is left stays free in the arena, unpurged, as in md_dirty_carve().
+	 * first, what is left stays free in the arena, unpurged (reused or released with
+	 * its chunk).
 	 */
 	MD_VG_NOACCESS(pfn_to_virt(cut), tail << MD_PAGE_SHIFT);	/* free frames */
 	if (md__arena_take(cut, tail) == 0)

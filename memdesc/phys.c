@@ -302,6 +302,11 @@ int md__arena_join(unsigned long pfn, size_t npages, size_t next_npages)
 	return vmem_join(md_phys.page_arena, pfn, npages, next_npages) ? -ENOMEM : 0;
 }
 
+int md__arena_split(unsigned long pfn, size_t npages, size_t at)
+{
+	return vmem_split(md_phys.page_arena, pfn, npages, at) ? -ENOMEM : 0;
+}
+
 void md__purge_range(unsigned long pfn, size_t npages)
 {
 	madvise(pfn_to_virt(pfn), npages << MD_PAGE_SHIFT, MADV_DONTNEED);

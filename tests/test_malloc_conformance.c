@@ -583,8 +583,8 @@ END_TEST
  * The cache of freed large blocks is emptied when the heap must grow (md_malloc.c,
  * "the cache of freed large blocks"): 64 blocks of 40..292 KiB (about 10.6 MiB) are
  * freed, the cache keeps up to 8 MiB of them; 8 MiB of small blocks then need slabs,
- * the page allocator asks for a reclaim, and the slabs reuse the cached blocks' pages
- * instead of fresh ones.
+ * the page allocator asks for a reclaim, the cache sheds what the dirty list can take
+ * without purging, and the slabs reuse those pages instead of fresh ones.
  */
 START_TEST(test_large_cache_reclaimed)
 {
@@ -614,7 +614,7 @@ START_TEST(test_large_cache_reclaimed)
 	}
 	md_malloc_stats(&m1);
 	memdesc_stats(&b);
-	ck_assert_uint_eq(m1.large_cached, 0);
+	ck_assert_uint_lt(m1.large_cached, MiB);	/* as much as the dirty list took */
 	ck_assert_int_lt((long)b.bytes_mapped - (long)a.bytes_mapped, (long)(4 * MiB));
 	for (int i = 0; i < NSMALL; i++)
 		md_free(small[i]);

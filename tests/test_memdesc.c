@@ -698,6 +698,37 @@ START_TEST(test_dirty_aligned_inside)
 }
 END_TEST
 
+/*
+ * A dirty range that covers a whole OS chunk (ranges join) is carved and claimed
+ * without passing through the arena's free state: the chunk is not released to the OS
+ * and mapped again on the way (pages.c md_dirty_carve, md_dirty_claim).
+ */
+START_TEST(test_dirty_whole_chunk_kept)
+{
+	struct memdesc_stats a, b;
+	struct folio *f, *g, *h;
+
+	memdesc_purge();
+	f = folio_alloc_aligned(512, 512);		/* one whole chunk */
+	ck_assert_ptr_nonnull(f);
+	folio_put(f);
+	memdesc_stats(&a);
+	ck_assert_uint_ge(a.pages_dirty, 512);
+	g = folio_alloc_pages(16);			/* carved from it */
+	ck_assert_ptr_nonnull(g);
+	h = folio_alloc_pages(20);
+	ck_assert_ptr_nonnull(h);
+	ck_assert_int_eq(folio_resize(h, 300), 0);	/* claimed from it, or grown */
+	memdesc_stats(&b);
+	ck_assert_uint_eq(b.chunk_unmaps, a.chunk_unmaps);
+	ck_assert_uint_eq(b.chunk_maps, a.chunk_maps);
+	ck_assert_int_eq(memdesc_verify(), 0);
+	folio_put(g);
+	folio_put(h);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
 START_TEST(test_chunks_released)
 {
 	struct memdesc_stats a, b, c;
@@ -768,6 +799,7 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_pcache_and_purge);
 	tcase_add_test(tc, test_dirty_coalesce);
 	tcase_add_test(tc, test_dirty_aligned_inside);
+	tcase_add_test(tc, test_dirty_whole_chunk_kept);
 	tcase_add_test(tc, test_chunks_released);
 	tcase_add_test(tc, test_stats);
 	suite_add_tcase(s, tc);

@@ -364,6 +364,34 @@ START_TEST(test_join)
 }
 END_TEST
 
+/* vmem_split(): one allocation becomes two, each freed on its own; a tag is used. */
+START_TEST(test_split)
+{
+	vmem_t *vm = arena(0, 8, 0);
+	uintptr_t a = must_alloc(vm, 8 * Q, 0);
+
+	ck_assert_int_eq(vmem_split(vm, a, 8 * Q, 0), -EINVAL);
+	ck_assert_int_eq(vmem_split(vm, a, 8 * Q, 8 * Q), -EINVAL);
+	ck_assert_int_eq(vmem_split(vm, a, 4 * Q, 2 * Q), -EINVAL);	/* wrong size */
+	ck_assert_int_eq(vmem_split(vm, a + Q, 7 * Q, 2 * Q), -EINVAL);	/* not a start */
+	ck_assert_int_eq(vmem_split(vm, a, 8 * Q, 3 * Q), 0);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 8 * Q);
+	ck_assert_int_eq(vmem_free_checked(vm, a, 8 * Q), -EINVAL);	/* two now */
+	ck_assert_int_eq(vmem_split(vm, a + 3 * Q, 5 * Q, Q), 0);
+	vmem_free(vm, a + 3 * Q, Q);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 7 * Q);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	/* join undoes split */
+	ck_assert_int_eq(vmem_join(vm, a + 3 * Q, Q, 4 * Q), -EINVAL);	/* freed */
+	vmem_free(vm, a, 3 * Q);
+	vmem_free(vm, a + 4 * Q, 4 * Q);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 0);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	vmem_destroy(vm);
+}
+END_TEST
+
 START_TEST(test_resize_bad_reported_nothing_changed)
 {
 	vmem_t *vm = arena(0x100000, 16, 2);
@@ -966,6 +994,7 @@ static Suite *vmem_suite(void)
 	tcase_add_test(tc, test_resize_grow_and_shrink);
 	tcase_add_test(tc, test_resize_not_across_spans);
 	tcase_add_test(tc, test_join);
+	tcase_add_test(tc, test_split);
 	tcase_add_test(tc, test_resize_bad_reported_nothing_changed);
 #ifdef MEMDESC_FAULT_INJECTION
 	tcase_add_test(tc, test_resize_shrink_without_tag);
