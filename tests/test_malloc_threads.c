@@ -135,8 +135,9 @@ END_TEST
 
 /*
  * A process whose last thread calls pthread_exit (or returns from its start routine)
- * ends with status 0, although liburcu's call_rcu worker is still there (md_env.c,
- * section 4). Each case runs in a fresh process; alarm() turns a hang into a failure.
+ * ends with status 0: the allocator's only thread, md_rcu's worker, ends by itself when
+ * idle (md_env.c, section 4). Each case runs in a fresh process; alarm() turns a hang
+ * into a failure.
  */
 static void *join_main_then_exit(void *arg)
 {
@@ -226,8 +227,8 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_thread_churn);
 	tcase_add_test(tc, test_exit_returns_magazines);
 #if !defined(__SANITIZE_THREAD__)
-	/* Each case forks a process with threads, whose child starts liburcu's worker
-	 * again: TSan cannot start threads after a multi-threaded fork (die_after_fork). */
+	/* TSan's runtime keeps a thread of its own (started with the real pthread_create):
+	 * a process whose last user thread exits does not end under TSan. */
 	tcase_add_test(tc, test_last_thread_pthread_exit);
 #endif
 	suite_add_tcase(s, tc);

@@ -18,7 +18,7 @@ set(MEMDESC_MEMCHECK ${MEMDESC_VALGRIND_EXE} --tool=memcheck -q --error-exitcode
 set(MEMDESC_VALGRIND_TESTS
     test_xarray test_xarray_small test_xarray_diff
     test_vmem test_vmem_diff test_vmem_frag
-    test_memdesc test_slab test_memdesc_diff
+    test_memdesc test_slab test_memdesc_diff test_md_rcu
     test_malloc_conformance test_malloc_errors test_malloc_options test_malloc_fork
     test_malloc_threads test_malloc_diff)
 foreach(t ${MEMDESC_VALGRIND_TESTS})
