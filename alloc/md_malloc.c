@@ -684,7 +684,7 @@ static void md_lc_shed(size_t max_pages)
 			p = md_lc[b].head;
 			if (p && (np = folio_nr_pages(md_lc_folio(p))) <= max_pages) {
 				md_lc[b].head = *(void **)p;
-				md_lc[b].n--;
+				__atomic_store_n(&md_lc[b].n, md_lc[b].n - 1, __ATOMIC_RELAXED);
 			} else {
 				p = NULL;
 			}

@@ -299,7 +299,8 @@ int memdesc_verify(void);
 	X(chunk_unmaps,       "OS chunks released since start")                        \
 	X(chunk_map_failures, "chunk maps refused (limit, OS, fault injection)")        \
 	X(purges,             "madvise calls returning free pages")                    \
-	X(pages_purged,       "pages returned with madvise since start")
+	X(pages_purged,       "pages returned with madvise since start")              \
+	X(reclaims,           "reclaims before growing asked of the malloc layer")
 
 struct memdesc_stats {
 #define MEMDESC_STATS_FIELD(name, doc) size_t name;
