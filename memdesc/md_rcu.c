@@ -42,12 +42,12 @@
  *    signal blocked (pthread_sigmask around pthread_create: it must not run a program's
  *    handlers), and:
  *      loop: a batch if the queue holds one; else wait on md_rcu.work for at most
- *      MD_RCU_LINGER_MS (so a steady trickle of callbacks does not create a thread per
+ *      MD_RCU_LINGER_MS, 20 ms (so a steady trickle of callbacks does not create a thread per
  *      callback); still nothing: give back its magazines and page cache (inside a
  *      section, as the malloc layer's thread exit does), look once more, and end.
- *    "The worker ends" and "a callback is queued" are both decided under md.rcu.lock:
+ *    "The worker ends" and "a callback is queued" are both decided under md_rcu.lock:
  *    a callback queued after the worker cleared md_rcu.runner sets want_worker, and the
- *    next kick starts a new one. So no process keeps a thread it did not create: the
+ *    next kick starts a new one. So the allocator never keeps a process alive: the
  *    last-thread rule of glibc holds (the worker may be the last thread; it ends within
  *    MD_RCU_LINGER_MS plus a grace period, and glibc then ends the process).
  *    If pthread_create fails, the callbacks stay queued, want_worker stays set and the
@@ -72,6 +72,9 @@
  *    locks.
  *    A program that uses memdesc without its malloc layer and forks must call these
  *    hooks itself (as it must for vmem's and the caches' locks).
+ *    Sanitizers: a thread started in the child of a multi-threaded fork (this worker
+ *    too) can wait for ever on a lock of ASan's allocator that a parent thread held,
+ *    and TSan refuses its reused thread id; the tests' children avoid starting one.
  *
  * 5. Rules for callers
  *    Never call md_rcu_barrier() (or any synchronize_rcu) inside a read-side section:
