@@ -205,18 +205,12 @@ static inline unsigned int md_class_of(size_t n)
 	return md_class_calc(n);
 }
 
-/* Whether @c is one of the class caches (a cache with a magazine slot). */
 /*
  * Set once by md__classes_init(), the last step of a successful initialisation, when
  * no option wants the general path (junk, guard): the fast paths test this one word
  * instead of the init state and two options (section 7).
  */
 static atomic_bool md_fast_on;
-
-static inline bool md_is_class_cache(const struct kmem_cache *c)
-{
-	return (unsigned int)c->c_id < KMEM_MAX_CACHES && md_class_by_id[c->c_id] == c;
-}
 
 int md__classes_init(void)
 {
