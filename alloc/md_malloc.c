@@ -22,23 +22,22 @@
  * 2. Large blocks
  *    Above 32 KiB a block is a folio of exactly ceil(n / 4096) pages (vmem allocates
  *    any page count: no rounding to a power of two). 32 KiB is where page rounding
- *    costs at most 4095 / 32769 < 12.5%, the same bound as the classes. realloc
- *    resizes a large block in place first (folio_resize, down to vmem_resize): it
- *    grows into the free pages right after it (1/8 more than asked when they are
- *    there, so that n growth steps resize O(log n) times; pages freed but kept
- *    resident count as free: a freed block after it in the large-block cache is given
- *    back for the grow, md_lc_evict_next, and the page allocator takes such pages off
- *    its dirty list), or gives back its tail
- *    pages when that frees more than an eighth of it (the 12.5% bound again). When the pages after it
- *    are taken (or in another span of the page arena), a shrink keeps the block while
- *    at least half of it stays used, and a grow moves it; to keep a block grown step
- *    by step among other blocks from being copied at every step, a moved block gets
- *    1/8 more pages than asked (the same 12.5% bound), so n steps copy O(log n)
- *    times. Freed large blocks up to 32 MiB are kept in a cache of page-count
- *    buckets and reused for requests they fit within 25% (the page allocator reuses a
- *    freed range only for exactly the same page count; see "the cache of freed large
- *    blocks" below). Alignments above a page ask the page allocator for aligned pages
- *    (folio_alloc_aligned, memdesc/folio_large.c).
+ *    costs at most 4095 / 32769 < 12.5%, the same bound as the classes. realloc resizes
+ *    a large block in place first (folio_resize, down to vmem_resize): it grows into
+ *    the free pages right after it (1/8 more than asked when they are there, so that n
+ *    growth steps resize O(log n) times; pages freed but kept resident count as free: a
+ *    freed block after it in the large-block cache is given back for the grow,
+ *    md_lc_evict_next, and the page allocator takes such pages off its dirty list), or
+ *    gives back its tail pages when that frees more than an eighth of it (the 12.5%
+ *    bound again). When the pages after it are taken (or in another span of the page
+ *    arena), a shrink keeps the block while at least half of it stays used, and a grow
+ *    moves it; to keep a block grown step by step among other blocks from being copied
+ *    at every step, a moved block gets 1/8 more pages than asked (the same 12.5%
+ *    bound), so n steps copy O(log n) times. Freed large blocks up to 32 MiB are kept
+ *    in a cache of page-count buckets and reused for requests they fit within 25% (the
+ *    page allocator reuses a freed range only for exactly the same page count; see "the
+ *    cache of freed large blocks" below). Alignments above a page ask the page
+ *    allocator for aligned pages (folio_alloc_aligned, memdesc/folio_large.c).
  *
  * 3. Alignment
  *    Every class is a multiple of 16 and a slab starts on a page, so every block is
@@ -93,20 +92,20 @@
  *
  * 7. The fast paths
  *    malloc (and calloc) of a small size and free of a small block are served, when
- *    they can be, without md__enter(): malloc pops the loaded magazine of its class (no read-side
- *    section at all: it touches only this thread's magazine), free walks the page map
- *    inside a bare urcu-bp read-side section (which keeps the nodes and the slab
- *    descriptor alive, and which fork preparation waits out like any other), runs
+ *    they can be, without md__enter(): malloc pops the loaded magazine of its class (no
+ *    read-side section at all: it touches only this thread's magazine), free walks the
+ *    page map inside a bare urcu-bp read-side section (which keeps the nodes and the
+ *    slab's pages alive, and which fork preparation waits out like any other), runs
  *    every check of section 4 and pushes onto the loaded magazine. Neither takes a lock
  *    nor writes a shared word, so neither needs the fork flag nor the nesting count of
  *    md__enter(): a fork that copies the process in the middle of one copies a
  *    half-updated magazine of another thread, which the child never uses (section 3 of
  *    md_env.c: other threads' magazines stay allocated in the child). Whenever anything
  *    else is needed (first use, junk=1, an empty or full magazine, a large block, a
- *    check that fails) the general path runs from scratch, and reports a bad free.
- *    The walk is the page map's own (md__pfn_to_memdesc_rcu, the XArray's
- *    xa_load_rcu), inline. Measured: a malloc+free pair of 16..256 bytes, 413 -> 208
- *    instructions (callgrind).
+ *    check that fails) the general path runs from scratch, and reports a bad free. The
+ *    walk is the page map's own (md__pfn_to_memdesc_rcu, the XArray's xa_load_rcu),
+ *    inline. Measured: a malloc+free pair of 16..256 bytes, 413 -> 208 instructions
+ *    (callgrind).
  *    free's fast path does not read struct slab: the page-map word of a slab carries
  *    its cache's id (slab.c, kmem_slab_word; memdesc.h's tag), which names the class,
  *    and slabs are naturally aligned runs of c_slab_pages pages, so the slab's first
@@ -527,6 +526,27 @@ static inline struct folio *md_lc_folio(void *p)
 	return memdesc_folio(pfn_to_memdesc(virt_to_pfn(p)));
 }
 
+/* Take the block *@link off bucket @bk (lock held). */
+static inline void *md_lc_unlink(struct md_lc_bucket *bk, void **link)
+{
+	void *p = *link;
+
+	*link = *(void **)p;
+	__atomic_store_n(&bk->n, bk->n - 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+/* A block taken off the cache goes back to the page allocator. */
+static void md_lc_release(void *p)
+{
+	struct folio *f = md_lc_folio(p);
+	size_t np = folio_nr_pages(f);
+
+	atomic_fetch_sub_explicit(&md_lc_pages, np, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&md_large_pages, np, memory_order_relaxed);
+	folio_put(f);
+}
+
 static void *md_lc_take_from(unsigned int b, size_t np, bool any)
 {
 	struct md_lc_bucket *bk = &md_lc[b];
@@ -540,9 +560,7 @@ static void *md_lc_take_from(unsigned int b, size_t np, bool any)
 		void *cand = *link;
 
 		if (any || folio_nr_pages(md_lc_folio(cand)) >= np) {
-			*link = *(void **)cand;
-			__atomic_store_n(&bk->n, bk->n - 1, __ATOMIC_RELAXED);
-			p = cand;
+			p = md_lc_unlink(bk, link);
 			break;
 		}
 		link = (void **)cand;
@@ -605,13 +623,8 @@ static void md_lc_drain(void)
 		pthread_mutex_unlock(&md_lc[b].lock);
 		while (p) {
 			void *next = *(void **)p;
-			struct folio *f = md_lc_folio(p);
 
-			atomic_fetch_sub_explicit(&md_lc_pages, folio_nr_pages(f),
-						  memory_order_relaxed);
-			atomic_fetch_sub_explicit(&md_large_pages, folio_nr_pages(f),
-						  memory_order_relaxed);
-			folio_put(f);
+			md_lc_release(p);
 			p = next;
 		}
 	}
@@ -646,21 +659,15 @@ static bool md_lc_evict_next(const struct md_block *blk)
 	pthread_mutex_lock(&bk->lock);
 	for (link = &bk->head; *link; link = (void **)*link) {
 		if (*link == q) {
-			*link = *(void **)q;
-			__atomic_store_n(&bk->n, bk->n - 1, __ATOMIC_RELAXED);
+			md_lc_unlink(bk, link);
 			found = true;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&bk->lock);
-	if (!found)
-		return false;
-	f = md_lc_folio(q);	/* ours now: its folio cannot change */
-	np = folio_nr_pages(f);
-	atomic_fetch_sub_explicit(&md_lc_pages, np, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&md_large_pages, np, memory_order_relaxed);
-	folio_put(f);
-	return true;
+	if (found)
+		md_lc_release(q);	/* ours now: its folio cannot change */
+	return found;
 }
 
 /*
@@ -676,19 +683,15 @@ static void md_lc_shed(size_t max_pages)
 
 			pthread_mutex_lock(&md_lc[b].lock);
 			p = md_lc[b].head;
-			if (p && (np = folio_nr_pages(md_lc_folio(p))) <= max_pages) {
-				md_lc[b].head = *(void **)p;
-				__atomic_store_n(&md_lc[b].n, md_lc[b].n - 1, __ATOMIC_RELAXED);
-			} else {
+			if (p && (np = folio_nr_pages(md_lc_folio(p))) <= max_pages)
+				md_lc_unlink(&md_lc[b], &md_lc[b].head);
+			else
 				p = NULL;
-			}
 			pthread_mutex_unlock(&md_lc[b].lock);
 			if (!p)
 				break;
 			max_pages -= np;
-			atomic_fetch_sub_explicit(&md_lc_pages, np, memory_order_relaxed);
-			atomic_fetch_sub_explicit(&md_large_pages, np, memory_order_relaxed);
-			folio_put(md_lc_folio(p));
+			md_lc_release(p);
 		}
 	}
 }

@@ -29,9 +29,10 @@
  *
  * 4. Type-stable caches (KMC_TYPESAFE_BY_RCU)
  *    Objects are reused at once, but a slab's pages (and its struct slab) are freed
- *    only after an RCU grace period (md_rcu_call, memdesc/md_rcu.c): a lock-free reader that found an object
- *    through the page map sees memory of that type until it leaves its read section.
- *    struct slab, struct folio and XArray nodes come from such caches.
+ *    only after an RCU grace period (md_rcu_call, memdesc/md_rcu.c): a lock-free reader
+ *    that found an object through the page map sees memory of that type until it leaves
+ *    its read section. struct slab, struct folio and XArray nodes come from such
+ *    caches.
  *
  * 5. Bad frees
  *    kmem_cache_free() goes from the pointer to its slab through pfn_to_memdesc() and

@@ -42,9 +42,10 @@
  *    signal blocked (pthread_sigmask around pthread_create: it must not run a program's
  *    handlers), and:
  *      loop: a batch if the queue holds one; else wait on md_rcu.work for at most
- *      MD_RCU_LINGER_MS, 20 ms (so a steady trickle of callbacks does not create a thread per
- *      callback); still nothing: give back its magazines and page cache (inside a
- *      section, as the malloc layer's thread exit does), look once more, and end.
+ *      MD_RCU_LINGER_MS, 20 ms (so a steady trickle of callbacks does not create a
+ *      thread per callback); still nothing: give back its magazines and page cache
+ *      (inside a section, as the malloc layer's thread exit does), look once more, and
+ *      end.
  *    "The worker ends" and "a callback is queued" are both decided under md_rcu.lock:
  *    a callback queued after the worker cleared md_rcu.runner sets want_worker, and the
  *    next kick starts a new one. So the allocator never keeps a process alive: the
@@ -108,7 +109,8 @@ static struct {
 	struct rcu_head *inflight;	/* the batch a runner took and has not finished */
 	unsigned long queued;		/* callbacks ever queued */
 	unsigned long done;		/* callbacks ever run (the first done of queued) */
-	unsigned long taken;		/* callbacks ever taken into a batch */
+	unsigned long taken;		/* ever taken into a batch: queued - taken are in the
+				 * queue, taken - done in the inflight batch */
 	unsigned long spawns;		/* workers ever created */
 	bool runner;			/* a runner (worker or barrier) exists */
 	bool idle;			/* the worker waits on work */
@@ -133,15 +135,6 @@ static struct rcu_head *md_rcu_next(struct rcu_head *h)
 static void md_rcu_set_next(struct rcu_head *h, struct rcu_head *next)
 {
 	h->next.next = next ? &next->next : NULL;
-}
-
-static unsigned long md_rcu_count(struct rcu_head *h)
-{
-	unsigned long n = 0;
-
-	for (; h; h = md_rcu_next(h))
-		n++;
-	return n;
 }
 
 static void md_rcu_init_locked(void)
@@ -224,11 +217,11 @@ static void md_rcu_section_leave(void)
 static void md_rcu_run_batch_locked(void)
 {
 	struct rcu_head *batch = md_rcu.head;
-	unsigned long n = md_rcu_count(batch);
+	unsigned long n = md_rcu.queued - md_rcu.taken;	/* the queue's length */
 
 	md_rcu.head = md_rcu.tail = NULL;
 	md_rcu.inflight = batch;
-	md_rcu.taken += n;
+	md_rcu.taken = md_rcu.queued;
 	pthread_mutex_unlock(&md_rcu.lock);
 
 	urcu_bp_synchronize_rcu();
@@ -404,7 +397,7 @@ void md_rcu_fork_child(void)
 	if (b) {
 		struct rcu_head *last = b;
 
-		md_rcu.taken -= md_rcu_count(b);
+		md_rcu.taken = md_rcu.done;	/* the batch is queued again, not taken */
 		while (md_rcu_next(last))
 			last = md_rcu_next(last);
 		md_rcu_set_next(last, md_rcu.head);

@@ -7,8 +7,9 @@
 
 /*
  * liburcu-bp with its short names (synchronize_rcu: slab.c uses it; deferred frees go
- * through md_rcu.h, never liburcu's call_rcu) and, outside sanitizer builds, its read side inline (xarray/xarray_impl.h says
- * why not there), before xarray_rcu.h brings in the unmapped header.
+ * through md_rcu.h, never liburcu's call_rcu) and, outside sanitizer builds, its read
+ * side inline (xarray/xarray_impl.h says why not there), before xarray_rcu.h brings in
+ * the unmapped header.
  */
 #if !defined(MEMDESC_SANITIZER_BUILD) && !defined(_LGPL_SOURCE)
 #define _LGPL_SOURCE

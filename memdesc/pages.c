@@ -359,6 +359,17 @@ static size_t md_dirty_evict_locked(struct md_range *out, size_t max_pages, size
 	return k;
 }
 
+/* Take range @i off the dirty list and return it. Caller holds md_dirty.lock. */
+static struct md_range md_dirty_remove_locked(size_t i)
+{
+	struct md_range r = md_dirty.r[i];
+
+	md_dirty.pages -= r.n;
+	md_dirty.n--;
+	memmove(&md_dirty.r[i], &md_dirty.r[i + 1], (md_dirty.n - i) * sizeof(r));
+	return r;
+}
+
 /*
  * Take the dirty ranges that touch [@pfn, @pfn + @n) off the list (among the newest
  * MD_DIRTY_SCAN: neighbours are usually freed close together in time): @left ends at
@@ -374,10 +385,7 @@ static void md_dirty_neighbours_locked(unsigned long pfn, size_t n, struct md_ra
 
 		if ((!is_left || left->n) && (!is_right || right->n))
 			continue;
-		*(is_left ? left : right) = *r;
-		md_dirty.pages -= r->n;
-		md_dirty.n--;
-		memmove(r, r + 1, (md_dirty.n - i) * sizeof(*r));
+		*(is_left ? left : right) = md_dirty_remove_locked(i);
 		if (left->n && right->n)
 			break;
 	}
@@ -474,6 +482,28 @@ static void md_dirty_put(unsigned long pfn, size_t npages)
 }
 
 /*
+ * Split range @r (off the list) at @at: the part kept (the first @at pages if
+ * @keep_front, else the rest) stays in @r, the other goes back on the list. If no
+ * boundary tag can be had, @r goes back on the list whole: false.
+ */
+static bool md_dirty_split_off(struct md_range *r, size_t at, bool keep_front)
+{
+	if (md__arena_split(r->pfn, r->n, at)) {
+		md_dirty_put(r->pfn, r->n);
+		return false;
+	}
+	if (keep_front) {
+		md_dirty_put(r->pfn + at, r->n - at);
+		r->n = at;
+	} else {
+		md_dirty_put(r->pfn, at);
+		r->pfn += at;
+		r->n -= at;
+	}
+	return true;
+}
+
+/*
  * Carve @npages at offset @off of dirty range @r (taken off the list): split its
  * segment (vmem_split) into head, the pages asked for and tail; head and tail go back
  * on the list. Nothing is freed to the arena on the way: a range that covers a whole
@@ -485,24 +515,10 @@ static void md_dirty_put(unsigned long pfn, size_t npages)
 static bool md_dirty_carve(struct md_range r, size_t off, size_t npages,
 			   unsigned long *pfnp)
 {
-	size_t rest = r.n - off - npages;
-
-	if (off) {
-		if (md__arena_split(r.pfn, r.n, off)) {
-			md_dirty_put(r.pfn, r.n);
-			return false;
-		}
-		md_dirty_put(r.pfn, off);
-		r.pfn += off;
-		r.n -= off;
-	}
-	if (rest) {
-		if (md__arena_split(r.pfn, r.n, npages)) {
-			md_dirty_put(r.pfn, r.n);
-			return false;
-		}
-		md_dirty_put(r.pfn + npages, rest);
-	}
+	if (off && !md_dirty_split_off(&r, off, false))
+		return false;
+	if (r.n > npages && !md_dirty_split_off(&r, npages, true))
+		return false;
 	*pfnp = r.pfn;
 	return true;
 }
@@ -554,16 +570,9 @@ static bool md_dirty_take(size_t npages, size_t align, unsigned long *pfnp)
 		pthread_mutex_unlock(&md_dirty.lock);
 		return false;
 	}
-	r = md_dirty.r[best];
-	md_dirty.pages -= r.n;
-	md_dirty.n--;
-	memmove(&md_dirty.r[best], &md_dirty.r[best + 1], (md_dirty.n - best) * sizeof(r));
+	r = md_dirty_remove_locked(best);
 	atomic_fetch_sub(&md_dirty_pages, (long)r.n);
 	pthread_mutex_unlock(&md_dirty.lock);
-	if (r.n == npages) {
-		*pfnp = r.pfn;
-		return true;
-	}
 	return md_dirty_carve(r, md_carve_off(&r, npages, align), npages, pfnp);
 }
 
@@ -590,26 +599,14 @@ static bool md_dirty_claim(unsigned long pfn, size_t npages, size_t more)
 		if (md_dirty.r[i].pfn != pfn + npages)
 			continue;
 		if (md_dirty.r[i].n >= more) {
-			r = md_dirty.r[i];
-			md_dirty.pages -= r.n;
-			md_dirty.n--;
-			memmove(&md_dirty.r[i], &md_dirty.r[i + 1],
-				(md_dirty.n - i) * sizeof(md_dirty.r[0]));
+			r = md_dirty_remove_locked(i);
 			atomic_fetch_sub(&md_dirty_pages, (long)r.n);
 		}
 		break;
 	}
 	pthread_mutex_unlock(&md_dirty.lock);
-	if (!r.n)
+	if (!r.n || (r.n > more && !md_dirty_split_off(&r, more, true)))
 		return false;
-	if (r.n > more) {
-		if (md__arena_split(r.pfn, r.n, more)) {
-			md_dirty_put(r.pfn, r.n);
-			return false;
-		}
-		md_dirty_put(r.pfn + more, r.n - more);
-		r.n = more;
-	}
 	if (md__arena_join(pfn, npages, r.n)) {
 		md_dirty_put(r.pfn, r.n);
 		return false;

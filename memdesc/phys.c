@@ -196,7 +196,7 @@ static void md_release(vmem_t *src, uintptr_t pfn, size_t size)
 	size_t npages = md_chunk_round(size);
 
 	md_decommit(pfn, npages);
-	/* The page map keeps empty nodes while their chunk is committed (pages.c, 8). */
+	/* The page map keeps empty nodes while their chunk is committed (pages.c, 9). */
 	pages__prune(pfn, npages);
 	vmem_xfree(src, pfn, npages);
 	atomic_fetch_add(&md_phys.chunk_unmaps, npages / MD_CHUNK_PAGES);

@@ -989,14 +989,13 @@ static void xa__store_locked(struct xarray *xa, struct xa__op *op)
 }
 
 /*
- * Take the lock with enough nodes in the reserve for @op: count, and if short,
- * unlock, refill through the hook, and try again.
+ * With the lock held, make sure the reserve has enough nodes for @op: count, and if
+ * short, unlock, refill through the hook, lock and count again.
  * Return: 0 with the lock held, or -ENOMEM (-EINVAL for a misaligned hook node)
  * without it.
  */
-static int xa__lock_for(struct xarray *xa, struct xa__op *op)
+static int xa__reserve_locked(struct xarray *xa, struct xa__op *op)
 {
-	xa__lock(xa);
 	for (;;) {
 		unsigned int need;
 		int err;
@@ -1012,6 +1011,22 @@ static int xa__lock_for(struct xarray *xa, struct xa__op *op)
 	}
 }
 
+/* Take the lock with enough nodes in the reserve for @op (xa__reserve_locked). */
+static int xa__lock_for(struct xarray *xa, struct xa__op *op)
+{
+	xa__lock(xa);
+	return xa__reserve_locked(xa, op);
+}
+
+/* xa__piece_order() inside one node: slots @off..@last (offsets), no loop. */
+static inline unsigned int xa__leaf_piece_order(unsigned int off, unsigned int last)
+{
+	unsigned int a = off ? (unsigned int)__builtin_ctz(off) : XA_CHUNK_SHIFT;
+	unsigned int b = 31U - (unsigned int)__builtin_clz(last - off + 1);
+
+	return a < b ? a : b;
+}
+
 /*
  * The store that page maps make most: [first, last] inside one bottom node that
  * exists, each aligned piece of it (xa__piece_order) either all NULL or exactly one
@@ -1023,15 +1038,6 @@ static int xa__lock_for(struct xarray *xa, struct xa__op *op)
  * written, so false means nothing changed and the general path runs. *@oldp gets the
  * old entry of the first piece. Lock held.
  */
-/* xa__piece_order() inside one node: slots @off..@last (offsets), no loop. */
-static inline unsigned int xa__leaf_piece_order(unsigned int off, unsigned int last)
-{
-	unsigned int a = off ? (unsigned int)__builtin_ctz(off) : XA_CHUNK_SHIFT;
-	unsigned int b = 31U - (unsigned int)__builtin_clz(last - off + 1);
-
-	return a < b ? a : b;
-}
-
 static bool xa__store_leaf(struct xarray *xa, struct xa__op *op, void **oldp)
 {
 	void *head = xa->xa_head;
@@ -1114,6 +1120,36 @@ static bool xa__entry_valid(const void *entry)
 	return !xa__is_internal(entry);
 }
 
+/*
+ * Store @op under the lock: the leaf fast path when it applies, else the general
+ * path with the nodes it needs reserved (the lock is kept across the two unless the
+ * reserve has to be refilled). If @oldp, it gets the entry that was at @index.
+ * Return: 0, or -ENOMEM / -EINVAL from the node hook (array unchanged).
+ */
+static inline int xa__store_op(struct xarray *xa, struct xa__op *op, unsigned long index,
+			       void **oldp)
+{
+	struct xa__pos pos;
+	void *old;
+	int err;
+
+	xa__lock(xa);
+	/* The fast path's old entry covers the whole block, @index included. */
+	if (xa__store_leaf(xa, op, &old)) {
+		if (oldp)
+			*oldp = old;
+	} else {
+		err = xa__reserve_locked(xa, op);
+		if (err)
+			return err;
+		if (oldp)
+			*oldp = xa__lookup_locked(xa, index, &pos);
+		xa__store_locked(xa, op);
+	}
+	xa__op_done(xa, op);
+	return 0;
+}
+
 /**
  * xa_store_order() - store one entry over an aligned block of indices.
  * @xa: the array.
@@ -1131,7 +1167,6 @@ static bool xa__entry_valid(const void *entry)
 void *xa_store_order(struct xarray *xa, unsigned long index, unsigned int order, void *entry)
 {
 	struct xa__op op = { .entry = entry };
-	struct xa__pos pos;
 	void *old;
 	int err;
 
@@ -1139,19 +1174,8 @@ void *xa_store_order(struct xarray *xa, unsigned long index, unsigned int order,
 		return xa__mk_err(-EINVAL);
 	op.first = xa__order_base(index, order);
 	op.last = op.first + xa__slot_mask(order);
-	xa__lock(xa);
-	if (xa__store_leaf(xa, &op, &old)) {
-		xa__op_done(xa, &op);
-		return old;
-	}
-	xa__unlock(xa);
-	err = xa__lock_for(xa, &op);
-	if (err)
-		return xa__mk_err(err);
-	old = xa__lookup_locked(xa, index, &pos);
-	xa__store_locked(xa, &op);
-	xa__op_done(xa, &op);
-	return old;
+	err = xa__store_op(xa, &op, index, &old);
+	return err ? xa__mk_err(err) : old;
 }
 
 /**
@@ -1260,22 +1284,10 @@ void *xa_store_range(struct xarray *xa, unsigned long first, unsigned long last,
 	struct xa__op op = { .first = first, .last = last, .entry = entry };
 	int err;
 
-	void *old = NULL;
-
 	if (!xa__entry_valid(entry) || first > last)
 		return xa__mk_err(-EINVAL);
-	xa__lock(xa);
-	if (xa__store_leaf(xa, &op, &old)) {
-		xa__op_done(xa, &op);
-		return NULL;
-	}
-	xa__unlock(xa);
-	err = xa__lock_for(xa, &op);
-	if (err)
-		return xa__mk_err(err);
-	xa__store_locked(xa, &op);
-	xa__op_done(xa, &op);
-	return NULL;
+	err = xa__store_op(xa, &op, first, NULL);
+	return err ? xa__mk_err(err) : NULL;
 }
 
 /* ---------------------------------------------------------------------------- */
