@@ -2,7 +2,8 @@
  * test_malloc_fork: fork() from a multi-threaded parent whose threads allocate and
  * free without pause. The child (whose stderr is the parent's) must not hang on a lock
  * a vanished thread held: it allocates and frees, frees and reallocs blocks the parent
- * allocated (their contents checked), starts a thread that allocates, and forks again.
+ * allocated (their contents checked), starts a thread that allocates (not under ASan:
+ * see child_main), and forks again.
  * A child that hangs is killed after a timeout and fails the test. Afterwards the
  * parent's memory goes back to its starting size.
  * Deferred frees (memdesc/md_rcu.c) across fork: callbacks queued in the parent run in
@@ -112,8 +113,18 @@ static int child_main(int depth)
 		}
 		md_free(blk[i]);
 	}
+#if !defined(__SANITIZE_ADDRESS__)
+	/*
+	 * Not under ASan: its allocator has no fork handlers, and the calloc of a thread
+	 * started here can wait for ever on a lock a parent thread held at the fork
+	 * (seen: 2 loaded runs in 20). The other children of these tests do the same.
+	 */
 	if (pthread_create(&t, NULL, child_thread, NULL) || pthread_join(t, NULL))
 		return 13;
+#else
+	(void)t;
+	(void)child_thread;
+#endif
 	for (int i = 0; i < 200; i++)
 		md_free(mine[i]);
 	if (depth == 0) {
