@@ -142,6 +142,17 @@ static inline memdesc_t md__pfn_to_memdesc_rcu(unsigned long pfn)
 	e = xa_load_rcu(&md_pagemap, pfn);
 	return xa_is_value(e) ? (memdesc_t)xa_to_value(e) : 0;
 }
+/*
+ * md__pfn_to_memdesc_rcu() for a fast path that has a general one: the word, or 0 when
+ * the walk met anything but nodes and a value entry (xa_load_rcu_value). Makes no
+ * call. The caller has checked pfn < md_phys.nr_pfns.
+ */
+static inline memdesc_t md__pfn_to_memdesc_fast(unsigned long pfn)
+{
+	void *e = xa_load_rcu_value(&md_pagemap, pfn);
+
+	return (memdesc_t)xa_to_value(e);	/* NULL -> 0 */
+}
 extern struct xarray md_splitmap;
 extern struct kmem_cache *md_node_cache;	/* page-map nodes (the pool refills from it) */
 extern struct kmem_cache *md_split_cache;	/* struct md_split: split folio records */

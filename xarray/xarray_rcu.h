@@ -68,4 +68,61 @@ out:
 	return entry;
 }
 
+/**
+ * xa_load_rcu_value() - the value entry at @index, for a fast path that has a general
+ * one (xa_load_rcu) to fall back on.
+ * @xa: the array.
+ * @index: any index.
+ *
+ * The walk of xa_load_rcu() cut to what an array of value entries needs (memdesc's page
+ * map: free()'s fast path): nodes, then a value entry, directly or through a sibling
+ * that still names it after its canonical slot was read (xa_load_rcu's check). Anything
+ * else ends the walk with NULL where xa_load_rcu() would go on: a pointer entry, a sibling whose slot changed or whose canonical slot holds a node
+ * (xa_load_rcu then calls xa__read_slot). So it makes no call, and a caller that makes
+ * none either needs no callee-saved register; each level costs a load and three tests.
+ * Context: as xa_load_rcu().
+ * Return: the value entry, or NULL (none there, or not found this way).
+ */
+static inline void *xa_load_rcu_value(const struct xarray *xa, unsigned long index)
+{
+	void *entry = xa__head_acquire(xa);
+	const struct xa_node *node;
+	unsigned int shift;
+
+	if (!xa__is_internal(entry)) {
+		if (index == 0 && xa_is_value(entry))
+			goto out;	/* an array of one entry at 0 */
+		goto none;
+	}
+	node = xa__to_node(entry);
+	shift = node->xa_shift;
+	if (__builtin_expect((index >> shift) > XA_CHUNK_MASK, 0))
+		goto none;
+	for (;;) {
+		unsigned int offset = (unsigned int)(index >> shift) & XA_CHUNK_MASK;
+
+		entry = xa__slot_acquire(node, offset);
+		if (__builtin_expect(xa_is_value(entry), 1))
+			goto out;
+		/* Not a value: internal (low bits 10) or NULL or a pointer (00). */
+		if (!((uintptr_t)entry & 2))
+			goto none;
+		if ((uintptr_t)entry < XA_INTERNAL_LIMIT) {
+			void *canon = xa__slot_acquire(node, xa__to_sibling(entry));
+
+			if (!xa_is_value(canon) || xa__slot_acquire(node, offset) != entry)
+				goto none;
+			entry = canon;
+			goto out;
+		}
+		node = xa__to_node(entry);
+		shift -= XA_CHUNK_SHIFT;
+	}
+none:
+	entry = NULL;
+out:
+	XA__TSAN_RELEASE(&xa__tsan_gp);
+	return entry;
+}
+
 #endif /* MEMDESC_XARRAY_RCU_H */

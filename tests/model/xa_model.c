@@ -537,13 +537,17 @@ static void op_prune(struct xam *m)
 static void op_load_rcu(struct xam *m)
 {
 	unsigned long index = rnd_index(m);
-	void *entry;
+	void *entry, *value;
 
 	urcu_bp_read_lock();
 	entry = xa_load_rcu(m->xa, index);
+	value = xa_load_rcu_value(m->xa, index);
 	urcu_bp_read_unlock();
 	CHECK(entry == model_load(m, index), "xa_load_rcu(%#lx) = %p, model %p", index, entry,
 	      model_load(m, index));
+	/* No writer runs here: the value walk finds every value entry, and nothing else. */
+	CHECK(value == (xa_is_value(entry) ? entry : NULL), "xa_load_rcu_value(%#lx) = %p, "
+	      "xa_load_rcu %p", index, value, entry);
 }
 
 void xam_run_op(struct xam *m)
