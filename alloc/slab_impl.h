@@ -24,7 +24,7 @@ struct slab {
 	unsigned long s_pfn;		/* first page */
 	uint32_t s_npages;		/* pages (== s_cache->c_slab_pages) */
 	uint32_t s_inuse;		/* objects allocated (bits set), incl. the self-descriptor */
-	uint32_t s_hint;		/* no free bit in bitmap words below this one */
+	uint32_t s_hint;		/* no free bit in bitmap words above this one */
 	uint32_t s_list;		/* KMEM_LIST_* the slab is on (under c_lock) */
 	struct slab *s_next;		/* list links (under c_lock) */
 	struct slab *s_prev;
