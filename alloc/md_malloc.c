@@ -548,15 +548,21 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
  * request for n pages looks at up to MD_LC_SCAN blocks of n's bucket for one of >= n
  * pages, then takes any block of the next bucket (>= n pages by construction), so a
  * reused block is at most 25% too big. The cache holds at most max(MD_LC_MIN_BYTES,
- * an eighth of the large bytes in use); beyond that a free goes to the page allocator.
+ * an eighth of the pages allocated from the page arena), or one block of any size up
+ * to MD_LC_MAX_PAGES when it is empty (a program that frees and allocates one 4 MiB
+ * buffer over and over reuses it); beyond that a free goes to the page allocator.
  * What it holds is resident and serves only large requests of nearly its own size, so
  * it is emptied, into the page allocator's dirty list (still resident, but joined with
  * its free neighbours and carved for any size), whenever the page allocator asks for a
- * reclaim before growing (md_reclaim_maybe): with the 8 MiB floor alone, CPython kept
- * its outgrown dict tables here, about 4 MiB of pywork's 51 MiB peak (glibc: 44 MiB).
- * The floor stays 8 MiB because a bound proportional to use (an eighth, floor 256 KiB)
- * cost mt_alloc 10% of its time (0.35 -> 0.39 s): its threads free and allocate large
- * blocks of many sizes, which then went through the page map every time.
+ * reclaim before growing (md_reclaim_maybe). The bound follows the arena (everything
+ * the process holds from us: in use, cached, dirty), not the large bytes in use: an
+ * eighth of the large bytes with a 256 KiB floor cost mt_alloc 10% of its time (its
+ * threads free and allocate large blocks of many sizes, which then went through the
+ * page map every time), and a fixed 8 MiB floor kept a small process's outgrown blocks
+ * resident (pywork, PYTHONHASHSEED=0: peak 46.5 MiB; with this bound and the dirty
+ * list's 2 MiB floor, pages.c section 3: 44.0 MiB; glibc 41.5 MiB; mt_alloc's time
+ * unchanged). Without the one-block rule a 1 MiB malloc+free pair took 533 ns (the
+ * page map every time) instead of 44.
  * A cached block keeps its folio; its first word links the bucket's list and its
  * second holds the double-free key, so free() of a cached block is a double free.
  * One lock per bucket (cross-thread frees of different sizes do not meet); emptied by
@@ -566,7 +572,7 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
 #define MD_LC_MAX_PAGES 8192			/* largest cached: 32 MiB */
 #define MD_LC_BUCKETS 80			/* buckets of 9..8192 pages */
 #define MD_LC_SCAN 8
-#define MD_LC_MIN_BYTES ((size_t)8 << 20)	/* floor of the cap: see above */
+#define MD_LC_MIN_BYTES ((size_t)1 << 20)	/* floor of the cap: see above */
 
 struct md_lc_bucket {
 	pthread_mutex_t lock;
@@ -578,7 +584,6 @@ static struct md_lc_bucket md_lc[MD_LC_BUCKETS] = {
 	[0 ... MD_LC_BUCKETS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
 };
 static atomic_size_t md_lc_pages;		/* pages in the cache */
-static atomic_size_t md_large_pages;		/* pages of large blocks handed out */
 
 /* Bucket of @np pages, 9 <= np <= MD_LC_MAX_PAGES: the class formula on pages. */
 static inline unsigned int md_lc_bucket(size_t np)
@@ -611,7 +616,6 @@ static void md_lc_release(void *p)
 	size_t np = folio_nr_pages(f);
 
 	atomic_fetch_sub_explicit(&md_lc_pages, np, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&md_large_pages, np, memory_order_relaxed);
 	folio_put(f);
 }
 
@@ -660,12 +664,12 @@ static void *md_lc_take(size_t np)
 static bool md_lc_put(void *p, size_t np)
 {
 	struct md_lc_bucket *bk;
-	size_t cap = atomic_load_explicit(&md_large_pages, memory_order_relaxed) / 8;
+	size_t cap = atomic_load_explicit(&md_phys.arena_pages, memory_order_relaxed) / 8;
+	size_t held = atomic_load_explicit(&md_lc_pages, memory_order_relaxed);
 
 	if (cap < (MD_LC_MIN_BYTES >> MD_PAGE_SHIFT_))
 		cap = MD_LC_MIN_BYTES >> MD_PAGE_SHIFT_;
-	if (np < MD_LC_MIN_PAGES || np > MD_LC_MAX_PAGES ||
-	    atomic_load_explicit(&md_lc_pages, memory_order_relaxed) + np > cap)
+	if (np < MD_LC_MIN_PAGES || np > MD_LC_MAX_PAGES || (held && held + np > cap))
 		return false;
 	atomic_fetch_add_explicit(&md_lc_pages, np, memory_order_relaxed);
 	((uint64_t *)p)[1] = md_dfkey ^ (uintptr_t)p;
@@ -792,7 +796,6 @@ static void md_release(struct md_block *blk)
 		MD_VG_FREELIKE(blk->p);
 		MD_VG_UNDEFINED(blk->p, 2 * sizeof(uint64_t));
 		if (!md_lc_put(blk->p, np)) {
-			atomic_fetch_sub_explicit(&md_large_pages, np, memory_order_relaxed);
 			folio_put(blk->folio);
 		}
 	}
@@ -881,7 +884,6 @@ static void *md_alloc_pages(size_t size, size_t align_pages)
 			return NULL;
 		}
 	}
-	atomic_fetch_add_explicit(&md_large_pages, np, memory_order_relaxed);
 	MD_VG_MALLOCLIKE(folio_address(f), folio_nr_pages(f) << MD_PAGE_SHIFT_, 0);
 	((uint64_t *)folio_address(f))[1] = 0;
 	if (unlikely(md__opt.junk))
@@ -1295,14 +1297,8 @@ static bool md_resize_pages(struct md_block *blk, size_t np)
 		return false;
 	}
 	MD_VG_RESIZE(blk->p, have << MD_PAGE_SHIFT_, np << MD_PAGE_SHIFT_);
-	if (np > have) {
-		atomic_fetch_add_explicit(&md_large_pages, np - have, memory_order_relaxed);
-		if (unlikely(md__opt.junk))
-			memset((char *)blk->p + (have << MD_PAGE_SHIFT_), 0xa5,
-			       (np - have) << MD_PAGE_SHIFT_);
-	} else {
-		atomic_fetch_sub_explicit(&md_large_pages, have - np, memory_order_relaxed);
-	}
+	if (np > have && unlikely(md__opt.junk))
+		memset((char *)blk->p + (have << MD_PAGE_SHIFT_), 0xa5, (np - have) << MD_PAGE_SHIFT_);
 	blk->usable = np << MD_PAGE_SHIFT_;
 	return true;
 }

@@ -39,13 +39,16 @@
  *      outgrown dict tables and freed strings sat on the list in pieces too small for
  *      the next round's tables, which took fresh pages (pywork: +2 MiB of peak per
  *      round). Ranges of two OS chunks (two spans of the arena) stay apart. When it
- *      holds more than
- *      max(8 MiB, 1/4 of the memory allocated from the page arena) or MD_DIRTY_SLOTS
- *      ranges, the oldest are purged until it is below half of that: sorted by pfn,
+ *      holds more than max(2 MiB, 1/4 of the memory allocated from the page arena)
+ *      or MD_DIRTY_SLOTS ranges, the oldest are purged until it is below half of that: sorted by pfn,
  *      adjacent ranges merged, returned with MADV_DONTNEED, and freed to the page arena.
  *      Memory is given back in batches (few madvise calls) and only once it has stayed
  *      free through a turnover of the list, not on every free: returning memory eagerly
- *      costs a page fault per page on reuse.
+ *      costs a page fault per page on reuse. The floor was 8 MiB: in a small process
+ *      that is half its heap kept idle (with md_malloc.c's large-block cache, 2.5 MiB
+ *      of pywork's peak); a quarter of the arena keeps a big one from faulting
+ *      (mt_alloc's time did not move). At 512 KiB, a block grown by realloc to 1 MiB
+ *      and freed faulted its pages in again every round (21 -> 300 us).
  *    - Reclaim before growing: memory kept idle above us (slab caches' depot
  *      magazines and empty slabs) is resident and serves only its own size class.
  *      When a range has to come from the arena (fresh pages: page faults and a higher
@@ -272,7 +275,7 @@ void md__thread_register(void);
 /* ---- dirty list --------------------------------------------------------------- */
 
 #define MD_DIRTY_SLOTS 1024
-#define MD_DIRTY_MIN_PAGES 2048		/* 8 MiB */
+#define MD_DIRTY_MIN_PAGES 512		/* 2 MiB */
 #define MD_DIRTY_SCAN 256		/* entries scanned for reuse */
 
 struct md_range {

@@ -582,9 +582,11 @@ END_TEST
 /*
  * The cache of freed large blocks is emptied when the heap must grow (md_malloc.c,
  * "the cache of freed large blocks"): 64 blocks of 40..292 KiB (about 10.6 MiB) are
- * freed, the cache keeps up to 8 MiB of them; 8 MiB of small blocks then need slabs,
- * the page allocator asks for a reclaim, the cache sheds what the dirty list can take
- * without purging, and the slabs reuse those pages instead of fresh ones.
+ * freed, the cache keeps an eighth of the arena of them (its bound is at least 1 MiB,
+ * so it holds over 1 MiB minus the largest block), the dirty list a quarter, the rest
+ * is purged; 8 MiB of small blocks then need slabs, the page allocator asks for a
+ * reclaim, the cache sheds what the dirty list can take without purging, and the slabs
+ * reuse those pages: at least 1 MiB of the 8 is not mapped anew.
  */
 START_TEST(test_large_cache_reclaimed)
 {
@@ -606,7 +608,7 @@ START_TEST(test_large_cache_reclaimed)
 		md_free(p[i]);
 	md_malloc_stats(&m0);
 	memdesc_stats(&a);
-	ck_assert_uint_ge(m0.large_cached, 4 * MiB);
+	ck_assert_uint_ge(m0.large_cached, MiB / 2);
 	for (int i = 0; i < NSMALL; i++) {
 		small[i] = md_malloc(2000);
 		ck_assert_ptr_nonnull(small[i]);
@@ -614,8 +616,8 @@ START_TEST(test_large_cache_reclaimed)
 	}
 	md_malloc_stats(&m1);
 	memdesc_stats(&b);
-	ck_assert_uint_lt(m1.large_cached, MiB);	/* as much as the dirty list took */
-	ck_assert_int_lt((long)b.bytes_mapped - (long)a.bytes_mapped, (long)(4 * MiB));
+	ck_assert_uint_lt(m1.large_cached, m0.large_cached / 2);	/* shed for the slabs */
+	ck_assert_int_le((long)b.bytes_mapped - (long)a.bytes_mapped, (long)(7 * MiB));
 	for (int i = 0; i < NSMALL; i++)
 		md_free(small[i]);
 	ck_assert_int_eq(md_malloc_verify(), 0);
@@ -656,7 +658,9 @@ START_TEST(test_reclaim_before_growing)
 	md_malloc_stats(&m1);
 	memdesc_stats(&b);
 	ck_assert_uint_lt(m1.small_in_depot, MiB);
-	ck_assert_uint_lt((b.pages_arena_alloc - a.pages_arena_alloc) * 4096, 4 * MiB);
+	/* Signed: the arena may shrink, the dirty list purging what it cannot keep. */
+	ck_assert_int_lt(((long)b.pages_arena_alloc - (long)a.pages_arena_alloc) * 4096,
+			 (long)(4 * MiB));
 	for (int i = 0; i < NLARGE; i++)
 		md_free(large[i]);
 	ck_assert_int_eq(md_malloc_verify(), 0);
