@@ -141,6 +141,41 @@ extern __thread struct kmem_tls *kmem__tls __attribute__((tls_model("initial-exe
  * thread touches it). Anything else (no magazines yet, loaded empty or full) goes to
  * the out-of-line kmem__mag_alloc/kmem__mag_free. @c has a cache id (c_id >= 0).
  */
+/*
+ * The magazine an allocation pops from: the loaded one if it has a round, else the
+ * previous one if it has, which then becomes the loaded one (the exchange of section 1
+ * of slab_mag.c, thread-local: no lock). NULL when both are empty or absent: the
+ * depot's turn (kmem__mag_alloc). Inline for the malloc layer's fast path too.
+ */
+static inline struct kmem_magazine *kmem__mag_for_alloc(struct kmem_cpu *cpu)
+{
+	struct kmem_magazine *m = cpu->loaded, *prev;
+
+	if (likely(m != NULL) && likely(m->m_rounds))
+		return m;
+	prev = cpu->prev;
+	if (!prev || !prev->m_rounds)
+		return NULL;
+	cpu->prev = m;
+	cpu->loaded = prev;
+	return prev;
+}
+
+/* The same for a free: the loaded magazine if it has room, else an empty previous one. */
+static inline struct kmem_magazine *kmem__mag_for_free(struct kmem_cpu *cpu)
+{
+	struct kmem_magazine *m = cpu->loaded, *prev;
+
+	if (likely(m != NULL) && likely(m->m_rounds < m->m_cap))
+		return m;
+	prev = cpu->prev;
+	if (!prev || prev->m_rounds)
+		return NULL;
+	cpu->prev = m;
+	cpu->loaded = prev;
+	return prev;
+}
+
 static inline void *kmem__mag_alloc_inline(struct kmem_cache *c)
 {
 	struct kmem_tls *t = kmem__tls;

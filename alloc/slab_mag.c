@@ -11,7 +11,9 @@
  *    push are inline (slab_impl.h) for kmem_cache_alloc/free and the malloc layer. When the loaded
  *    magazine is empty (alloc) or full (free) and the previous one can serve, they are
  *    exchanged; this bounds depot traffic to once per M operations even when a thread
- *    alternates around a magazine boundary.
+ *    alternates around a magazine boundary. The exchange is inline too
+ *    (kmem__mag_for_alloc/free), so that the malloc layer's fast paths do it without
+ *    their general path.
  *
  * 2. The depot
  *    Per cache, under c_depot_lock: a list of full magazines and a list of empty ones.
@@ -406,14 +408,9 @@ void *kmem__mag_alloc(struct kmem_cache *c)
 	if (!t)
 		return kmem_slab_alloc_one(c);
 	cpu = &t->t_cpu[c->c_id];
-	if (cpu->loaded && cpu->loaded->m_rounds)
-		return cpu->loaded->m_obj[--cpu->loaded->m_rounds];
-	if (cpu->prev && cpu->prev->m_rounds) {
-		m = cpu->prev;
-		cpu->prev = cpu->loaded;
-		cpu->loaded = m;
+	m = kmem__mag_for_alloc(cpu);
+	if (m)
 		return m->m_obj[--m->m_rounds];
-	}
 	/* Both empty (or absent): a full magazine from the depot. */
 	kmem_depot_lock(c);
 	full = kmem_depot_get_full_locked(c);
@@ -456,14 +453,8 @@ void kmem__mag_free(struct kmem_cache *c, void *obj)
 		return;
 	}
 	cpu = &t->t_cpu[c->c_id];
-	if (cpu->loaded && cpu->loaded->m_rounds < cpu->loaded->m_cap) {
-		cpu->loaded->m_obj[cpu->loaded->m_rounds++] = obj;
-		return;
-	}
-	if (cpu->prev && cpu->prev->m_rounds == 0) {
-		m = cpu->prev;
-		cpu->prev = cpu->loaded;
-		cpu->loaded = m;
+	m = kmem__mag_for_free(cpu);
+	if (m) {
 		m->m_obj[m->m_rounds++] = obj;
 		return;
 	}
