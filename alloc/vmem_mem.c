@@ -26,8 +26,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Tags in the static boot pool, and tags per chunk mapped from the OS (64 KiB). */
+/*
+ * Tags in the static boot pool, seeded into the free pool VMEM_BOOT_TAG_BATCH at a time
+ * (a page of them: seeding writes every tag, and a process that needs 30 tags should
+ * not have all 56 KiB resident), and tags per chunk mapped from the OS (64 KiB).
+ */
 #define VMEM_BOOT_TAGS		1024
+#define VMEM_BOOT_TAG_BATCH	64
 #define VMEM_TAG_CHUNK_BYTES	(64u << 10)
 /* Arena structs in the static boot pool. */
 #define VMEM_BOOT_ARENAS	16
@@ -83,8 +88,10 @@ static int vmem_tag_pool_grow(void)
 
 	if (vmem_boot_tags_used < VMEM_BOOT_TAGS) {
 		n = VMEM_BOOT_TAGS - vmem_boot_tags_used;
+		if (n > VMEM_BOOT_TAG_BATCH)
+			n = VMEM_BOOT_TAG_BATCH;
 		vmem_tag_pool_seed(&vmem_boot_tags[vmem_boot_tags_used], n);
-		vmem_boot_tags_used = VMEM_BOOT_TAGS;
+		vmem_boot_tags_used += (unsigned)n;
 		return 0;
 	}
 	chunk = vmem_os_map(VMEM_TAG_CHUNK_BYTES);
