@@ -87,6 +87,7 @@ static inline void *xa_load_rcu_value(const struct xarray *xa, unsigned long ind
 {
 	void *entry = xa__head_acquire(xa);
 	const struct xa_node *node;
+	unsigned long offset;
 	unsigned int shift;
 
 	if (!xa__is_internal(entry)) {
@@ -96,27 +97,35 @@ static inline void *xa_load_rcu_value(const struct xarray *xa, unsigned long ind
 	}
 	node = xa__to_node(entry);
 	shift = node->xa_shift;
-	if (__builtin_expect((index >> shift) > XA_CHUNK_MASK, 0))
+	offset = index >> shift;
+	if (__builtin_expect(offset > XA_CHUNK_MASK, 0))
 		goto none;
 	for (;;) {
-		unsigned int offset = (unsigned int)(index >> shift) & XA_CHUNK_MASK;
-
-		entry = xa__slot_acquire(node, offset);
+		entry = xa__slot_acquire(node, (unsigned int)offset);
 		if (__builtin_expect(xa_is_value(entry), 1))
 			goto out;
 		/* Not a value: internal (low bits 10) or NULL or a pointer (00). */
 		if (!((uintptr_t)entry & 2))
 			goto none;
 		if ((uintptr_t)entry < XA_INTERNAL_LIMIT) {
-			void *canon = xa__slot_acquire(node, xa__to_sibling(entry));
+			/*
+			 * The canonical slot xa__to_sibling(entry) names: entry is 4 * offset + 2
+			 * (low bits 10, tested above), so its slot is 2 * (entry - 2) bytes into
+			 * xa_slots, which gcc folds into the load's address.
+			 */
+			void *const *cslot = (void *const *)((const char *)node->xa_slots +
+							     ((uintptr_t)entry - 2) * 2);
+			void *canon = __atomic_load_n(cslot, __ATOMIC_ACQUIRE);
 
-			if (!xa_is_value(canon) || xa__slot_acquire(node, offset) != entry)
+			if (!xa_is_value(canon) ||
+			    xa__slot_acquire(node, (unsigned int)offset) != entry)
 				goto none;
 			entry = canon;
 			goto out;
 		}
 		node = xa__to_node(entry);
 		shift -= XA_CHUNK_SHIFT;
+		offset = (index >> shift) & XA_CHUNK_MASK;
 	}
 none:
 	entry = NULL;
