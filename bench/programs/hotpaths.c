@@ -6,10 +6,13 @@
  *	memdesc-hotpaths MODE SIZE N
  *
  * MODE pair: N md_malloc(SIZE) + md_free; calloc: N md_calloc(1, SIZE) + md_free;
- * pages: N folio_alloc_pages(SIZE) + folio_put (SIZE pages); glibc: N malloc + free of
- * the C library, for reference. Each block's first byte is written. 1,000 warm-up
- * rounds of the same operation come first, so that the difference between two values
- * of N divided by their difference is the cost of one round in the steady state.
+ * pages: N folio_alloc_pages(SIZE) + folio_put (SIZE pages); resize: N folio_resize of
+ * one folio of SIZE pages to 2 * SIZE and back (a grow and a shrink in place, the
+ * large-block realloc path; SIZE >= 2, a single page is never resized in place);
+ * glibc: N malloc + free of the C library, for reference. Each block's first byte is
+ * written. 1,000 warm-up rounds of the same operation come first, so that the
+ * difference between two values of N divided by their difference is the cost of one
+ * round in the steady state.
  */
 #include "md_malloc.h"
 #include "memdesc.h"
@@ -18,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum hp_mode { HP_PAIR, HP_CALLOC, HP_PAGES, HP_GLIBC };
+enum hp_mode { HP_PAIR, HP_CALLOC, HP_PAGES, HP_RESIZE, HP_GLIBC };
 
 static inline void hp_touch(char *p)
 {
@@ -56,6 +59,19 @@ static void hp_run(enum hp_mode mode, size_t size, long n)
 			folio_put(f);
 		}
 		break;
+	case HP_RESIZE: {
+		/* Static: each call keeps growing the same folio (the warm-up's, then the run's). */
+		static struct folio *f;
+
+		if (!f)
+			f = folio_alloc_pages(size);
+		for (long i = 0; i < n; i++) {
+			if (!f || folio_resize(f, 2 * size) || folio_resize(f, size))
+				abort();
+			hp_touch(folio_address(f));
+		}
+		break;
+	}
 	case HP_GLIBC:
 		for (long i = 0; i < n; i++) {
 			char *p = malloc(size);
@@ -69,14 +85,14 @@ static void hp_run(enum hp_mode mode, size_t size, long n)
 
 int main(int argc, char **argv)
 {
-	static const char *const names[] = { "pair", "calloc", "pages", "glibc" };
+	static const char *const names[] = { "pair", "calloc", "pages", "resize", "glibc" };
 	int mode = -1;
 
-	for (int i = 0; argc == 4 && i < 4; i++)
+	for (int i = 0; argc == 4 && i < 5; i++)
 		if (strcmp(argv[1], names[i]) == 0)
 			mode = i;
 	if (mode < 0) {
-		fprintf(stderr, "usage: memdesc-hotpaths pair|calloc|pages|glibc SIZE N\n");
+		fprintf(stderr, "usage: memdesc-hotpaths pair|calloc|pages|resize|glibc SIZE N\n");
 		return 2;
 	}
 	hp_run((enum hp_mode)mode, strtoul(argv[2], NULL, 0), 1000);
