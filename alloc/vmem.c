@@ -104,6 +104,11 @@
  * paths that must not allocate. vmem_split() is its inverse (one tag): the page
  * allocator carves a kept range without freeing it, so that the range's span, wholly
  * covered by it, is not released to the OS and imported again in between.
+ * vmem_alloc_next() allocates what a grow would take as a range of its own, and
+ * vmem_joinable() says whether a join would succeed (the join's own test): a grow can
+ * then take its pages, do whatever else may fail, and join last, with a plain free as
+ * its undo (pages_resize in memdesc/pages.c: undoing a grow by a shrink needs a tag,
+ * the one thing an out-of-memory undo cannot count on).
  *
  * 9. The boundary-tag reserve
  *
@@ -1173,43 +1178,125 @@ int vmem_resize(vmem_t *vm, uintptr_t addr, size_t oldsize, size_t newsize)
 	return rc;
 }
 
+/* vmem_join()'s sizes, rounded into *@r1p and *@r2p; false for a bad or quantum-cached one. */
+static bool vmem_join_sizes(const vmem_t *vm, size_t size, size_t nextsize, size_t *r1p,
+			    size_t *r2p)
+{
+	return vm != NULL && vmem_round(vm, size, r1p) && vmem_round(vm, nextsize, r2p) &&
+	       *r1p > vm->vm_qcache_max && *r2p > vm->vm_qcache_max;
+}
+
+/*
+ * The ALLOC segment [addr, +r1) (sizes rounded) if vmem_join() can join the one after
+ * it into it, else NULL with the reason in *@rcp: -EINVAL when [addr, +r1) is not
+ * an allocated segment, -ENOMEM when the segment after it is not an allocated
+ * [addr + r1, +r2). Adjacent ALLOC tags are in one span (a span tag would sit between
+ * them), so nothing else is checked. The one test behind vmem_join() and
+ * vmem_joinable(), so that a caller's "joinable" cannot drift from the join. vm_lock held.
+ */
+static vmem_seg_t *vmem_join_target_locked(vmem_t *vm, uintptr_t addr, size_t r1, size_t r2,
+					   int *rcp)
+{
+	vmem_seg_t *vs = vmem__hash_find_locked(vm, addr), *next;
+
+	if (vs == NULL || vs->vs_size != r1) {
+		*rcp = -EINVAL;
+		return NULL;
+	}
+	next = vs->vs_anext;
+	if (next->vs_type != VMEM_SEG_ALLOC || next->vs_size != r2 ||
+	    next->vs_start - vs->vs_start != r1) {
+		*rcp = -ENOMEM;
+		return NULL;
+	}
+	*rcp = 0;
+	return vs;
+}
+
 /*
  * Joins the ALLOC segment [addr + size, + nextsize) into the ALLOC segment [addr, +size)
- * (sizes rounded). Adjacent ALLOC tags are in one span (a span tag would sit between
- * them), so nothing else is checked. Frees the second tag: no allocation, no fault
- * point. Ranges the size of a quantum cache are refused: one of them may be held free
- * there.
+ * (sizes rounded). Frees the second tag: no allocation, no fault point. Ranges the size
+ * of a quantum cache are refused: one of them may be held free there.
  */
 int vmem_join(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize)
 {
 	struct vmem_release_list rel = { 0 };
 	vmem_seg_t *vs, *next;
 	size_t r1, r2;
-	int rc = -ENOMEM;
+	int rc;
 
-	if (vm == NULL || !vmem_round(vm, size, &r1) || !vmem_round(vm, nextsize, &r2) ||
-	    r1 <= vm->vm_qcache_max || r2 <= vm->vm_qcache_max)
+	if (!vmem_join_sizes(vm, size, nextsize, &r1, &r2))
 		return -EINVAL;
 	pthread_mutex_lock(&vm->vm_lock);
-	vs = vmem__hash_find_locked(vm, addr);
-	if (vs != NULL && vs->vs_size == r1) {
+	vs = vmem_join_target_locked(vm, addr, r1, r2, &rc);
+	if (vs != NULL) {
 		next = vs->vs_anext;
-		if (next->vs_type == VMEM_SEG_ALLOC && next->vs_size == r2 &&
-		    next->vs_start - vs->vs_start == r1) {
-			vmem_hash_remove(vm, next);
-			vmem_seg_unlink(vm, next);
-			vmem_seg_put(vm, next);
-			vs->vs_size += r2;
-			vm->vm_alloc += r2;	/* vmem_hash_remove() took it off */
-			rc = 0;
-		}
-	} else {
-		rc = -EINVAL;
+		vmem_hash_remove(vm, next);
+		vmem_seg_unlink(vm, next);
+		vmem_seg_put(vm, next);
+		vs->vs_size += r2;
+		vm->vm_alloc += r2;	/* vmem_hash_remove() took it off */
 	}
 	vmem__free_unlock(vm, &rel);
 	if (rc == 0)
 		vmem__debug_check(vm);
 	return rc;
+}
+
+int vmem_joinable(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize)
+{
+	size_t r1, r2;
+	int rc;
+
+	if (!vmem_join_sizes(vm, size, nextsize, &r1, &r2))
+		return -EINVAL;
+	pthread_mutex_lock(&vm->vm_lock);
+	vmem_join_target_locked(vm, addr, r1, r2, &rc);
+	pthread_mutex_unlock(&vm->vm_lock);
+	return rc;
+}
+
+/*
+ * Allocates [addr + size, +nextsize) (sizes rounded) from the front of the FREE segment
+ * right after the ALLOC segment [addr, +size): what vmem_resize() would grow into, as
+ * an allocation of its own. The next tag being FREE means the same span (span tags are
+ * never free), so vmem_join() of the two succeeds afterwards: a caller can make the
+ * grow's other steps before the join, and undo them with a plain free. O(1) apart from
+ * the hash, where vmem_xalloc() of that exact window would search the free lists.
+ */
+int vmem_alloc_next(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize)
+{
+	vmem_seg_t *vs, *next;
+	size_t r1, r2;
+	bool grow;
+	int rc;
+
+	if (!vmem_join_sizes(vm, size, nextsize, &r1, &r2))
+		return -EINVAL;
+	pthread_mutex_lock(&vm->vm_lock);
+	rc = vmem_reserve_locked(vm, VMEM_SEGS_PER_ALLOC);
+	if (rc != 0) {
+		pthread_mutex_unlock(&vm->vm_lock);
+		return -ENOMEM;
+	}
+	vs = vmem__hash_find_locked(vm, addr);
+	if (vs == NULL || vs->vs_size != r1) {
+		pthread_mutex_unlock(&vm->vm_lock);
+		return -EINVAL;
+	}
+	next = vs->vs_anext;
+	if (next->vs_type != VMEM_SEG_FREE || next->vs_size < r2) {
+		pthread_mutex_unlock(&vm->vm_lock);
+		return -ENOMEM;
+	}
+	VMEM_ASSERT(next->vs_start - vs->vs_start == r1);
+	vmem_seg_alloc_locked(vm, next, addr + r1, r2);
+	grow = vm->vm_nalloc > 2 * (vm->vm_hash_mask + 1);
+	pthread_mutex_unlock(&vm->vm_lock);
+	if (grow)
+		vmem_hash_grow(vm);
+	vmem__debug_check(vm);
+	return 0;
 }
 
 /*
@@ -1463,3 +1550,21 @@ void vmem__debug_check(vmem_t *vm)
 	(void)vm;
 #endif
 }
+
+#ifdef MEMDESC_FAULT_INJECTION
+/* Test hook: the arena's reserve back to the pool, so that its next refill is a fault point. */
+void vmem__test_reserve_empty(vmem_t *vm)
+{
+	vmem_seg_t *list;
+	unsigned n;
+
+	pthread_mutex_lock(&vm->vm_lock);
+	list = vm->vm_segfree;
+	n = vm->vm_nsegfree;
+	vm->vm_segfree = NULL;
+	vm->vm_nsegfree = 0;
+	pthread_mutex_unlock(&vm->vm_lock);
+	if (n != 0)
+		vmem__tags_put(list, n);
+}
+#endif

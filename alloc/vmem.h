@@ -206,6 +206,28 @@ int vmem_resize(vmem_t *vm, uintptr_t addr, size_t oldsize, size_t newsize);
  */
 int vmem_join(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize);
 /**
+ * vmem_joinable() - would vmem_join(@vm, @addr, @size, @nextsize) succeed now?
+ * The same test as vmem_join()'s (one function behind both), without the join: a
+ * caller that must not fail once it has started checks first and joins last.
+ * Context: takes @vm's lock; never allocates.
+ * Return: 0 if it would; otherwise what vmem_join() would return.
+ */
+int vmem_joinable(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize);
+/**
+ * vmem_alloc_next() - allocate [@addr + @size, +@nextsize) from the free segment
+ * right after the allocated range [@addr, +@size), as an allocation of its own.
+ * What vmem_resize() would grow into, but not yet part of the range: vmem_join() of
+ * the two then succeeds (same span), and until then the new range can be freed on its
+ * own. A grow whose other steps may fail takes the pages first, does those steps, and
+ * joins last, so that an undo is a vmem_free(), which needs no boundary tag.
+ * Context: takes @vm's lock; may take boundary tags from the pool (and map memory for
+ * them). O(1) apart from the hash and the free lists; never imports.
+ * Return: 0; -EINVAL when [@addr, +@size) is not an allocated range (nothing reported)
+ * or a size is a quantum-cached one; -ENOMEM when the segment after the range is not
+ * free or is too small, or no tag can be had. Nothing changes on failure.
+ */
+int vmem_alloc_next(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize);
+/**
  * vmem_split() - make the allocated range [@addr, +@size) two allocations,
  * [@addr, +@at) and [@addr + @at, +@size - @at), freed later each on its own.
  * Context: takes @vm's lock; may take boundary tags from the pool (and map memory for
@@ -215,6 +237,11 @@ int vmem_join(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize);
  * can be had. Nothing changes on failure.
  */
 int vmem_split(vmem_t *vm, uintptr_t addr, size_t size, size_t at);
+#ifdef MEMDESC_FAULT_INJECTION
+/* Test hook (fault-injection builds): give @vm's boundary-tag reserve back to the pool,
+ * so that the next operation needing a tag refills it and meets FAULT_VMEM_TAG. */
+void vmem__test_reserve_empty(vmem_t *vm);
+#endif
 /**
  * vmem_size() - bytes (units of the arena's integers) allocated and/or free.
  * @vm: the arena.

@@ -95,17 +95,20 @@ int md__arena_take(unsigned long pfn, size_t npages);
 /* Give frames back to the page arena. Never allocates. */
 void md__arena_free(unsigned long pfn, size_t npages);
 /*
- * Resize the page-arena segment [pfn, pfn + npages) in place (vmem_resize): 0, or
- * -ENOMEM when the pages after it are not free (grow) or no boundary tag can be had
- * (shrink); nothing changed then. The segment must be exactly an allocation's.
+ * Frames [pfn + npages, + more) as a page-arena segment of their own, taken from the
+ * free segment right after the allocation's segment [pfn, pfn + npages)
+ * (vmem_alloc_next): md__arena_join() of the two then succeeds. 0, or -ENOMEM when
+ * those pages are not free or no boundary tag can be had; nothing changed then.
  */
-int md__arena_resize(unsigned long pfn, size_t npages, size_t new_npages);
+int md__arena_take_next(unsigned long pfn, size_t npages, size_t more);
 /*
  * Join the page-arena segment [pfn + npages, + next_npages) into the segment
  * [pfn, pfn + npages) (vmem_join): 0, or -ENOMEM when they are not two adjacent
  * segments of one span; nothing changed then. Never allocates.
  */
 int md__arena_join(unsigned long pfn, size_t npages, size_t next_npages);
+/* Would md__arena_join() succeed now (vmem_joinable: the join's own test)? */
+bool md__arena_joinable(unsigned long pfn, size_t npages, size_t next_npages);
 /*
  * Split the page-arena segment [pfn, pfn + npages) in two at pfn + at (vmem_split):
  * 0, or -ENOMEM when no boundary tag can be had; nothing changed then.
@@ -190,6 +193,9 @@ int pages__verify(void);
 /* Fault-injection builds: empty the page-map node pool (its nodes are held aside), so
  * that the next stores refill it (and meet the armed points), or give them back. */
 void md__test_node_pool_empty(bool empty);
+/* Fault-injection builds: give the page arena's boundary-tag reserve back to the pool,
+ * so that the next operation needing a tag refills it (and meets FAULT_VMEM_TAG). */
+void md__test_arena_tags_empty(void);
 #endif
 void pages__stats(struct memdesc_stats *st);
 

@@ -94,29 +94,37 @@
  *
  * 7. Resizing in place (pages_resize)
  *    An allocation of two pages or more is exactly one segment of the page arena, so
- *    vmem_resize() grows it into the free pages after it or gives its tail back. (A
- *    page of a block and a piece of a split folio have no segment of their own: they
- *    are never resized in place, -ENOMEM, and the caller moves them.) The page map
- *    ends up exactly as a fresh pages__publish() of the new run would leave it, so
- *    freeing still needs no node and the run has at most 2*log2(N) entries:
- *    - grow: the frames first, then one store of md over the whole new run. When the
+ *    it can grow into the free pages after it or give its tail back. (A page of a
+ *    block and a piece of a split folio have no segment of their own: they are never
+ *    resized in place, -ENOMEM, and the caller moves them.) The page map ends up
+ *    exactly as a fresh pages__publish() of the new run would leave it, so freeing
+ *    still needs no node and the run has at most 2*log2(N) entries. Each step that
+ *    can fail (a boundary tag, page-map nodes) comes before anything that could only
+ *    be undone by allocating, and every undo allocates nothing, so a resize facing
+ *    empty reserves ends in -ENOMEM with nothing changed:
+ *    - grow: first the frames after the run, as a segment of their own: the front of
+ *      the free arena segment there (vmem_alloc_next: tags, may fail), or, when the
  *      frames after the run are a freed range on the dirty list (often: the block
  *      freed just before, or one the malloc layer's cache gave back for this grow),
- *      the part the grow needs is split off it and joined to the run's segment
- *      (md_dirty_claim: vmem_split, vmem_join, never freed to the arena, whose span
- *      could otherwise go back to the OS); its frames are resident, so growing into
- *      them costs no page fault. Aligned
- *      blocks nest, so each block of the new run holds whole blocks of the old one;
- *      readers of the old pages see md throughout and the new ones appear whole. If
- *      the store finds no node, the frames go back (vmem_resize shrink).
- *    - shrink: the entry that straddles the cut is split in halves down to the cut
- *      (xa_split, at most one node each; readers see md), the tail is erased (no
- *      node), the head is merged back into its canonical blocks (no node: they hold
- *      whole blocks that are there), and only then the frames of the tail leave the
- *      allocation, onto the dirty list like any freed range. A split that finds no
- *      node is undone by the same merge.
- *    Undoing a grow needs a boundary tag and undoing a shrink page-map nodes: running
- *    out of both at once is fatal (reported, abort), the one unrecoverable case.
+ *      the part the grow needs split off it (md_dirty_claim: vmem_split, never freed
+ *      to the arena, whose span could otherwise go back to the OS; its frames are
+ *      resident, so growing into them costs no page fault). Either is joinable to the
+ *      run's segment (same span, adjacent: vmem_alloc_next by construction, the dirty
+ *      range by vmem_joinable, the join's own test). Then one store of md over the
+ *      whole new run (nodes, may fail: the frames go back to the dirty list or the
+ *      arena, a free). Aligned blocks nest, so each block of the new run holds whole
+ *      blocks of the old one; readers of the old pages see md throughout and the new
+ *      ones appear whole. Last the join (vmem_join: gives a tag back, cannot fail).
+ *    - shrink: first the tail becomes a segment of its own (vmem_split: one tag, may
+ *      fail), then the entry that straddles the cut is split in halves down to the cut
+ *      (xa_split, at most one node each, may fail: undone by a merge and a vmem_join,
+ *      neither allocates; readers see md), the tail is erased (no node), the head is
+ *      merged back into its canonical blocks (no node: they hold whole blocks that are
+ *      there), and the tail's segment goes onto the dirty list like any freed range.
+ *    Before (vmem_resize first, undone by vmem_resize), undoing a grow needed a tag
+ *    and undoing a shrink page-map nodes, and running out of both at once aborted.
+ *    The grow costs a lock round trip more than vmem_resize did (take, then join);
+ *    the shrink one less (no vmem_xalloc of the tail to put it on the dirty list).
  *
  * 8. Costs (measured by bench/bench_memdesc.c)
  *    Metadata per MiB in use: single-page folios about 11 KiB (32-byte folio + 9 bytes
@@ -581,15 +589,17 @@ static bool md_dirty_take(size_t npages, size_t align, unsigned long *pfnp)
 
 /*
  * Growing in place into a dirty range (section 7): the allocation [@pfn, @pfn +
- * @npages) takes @more pages from the dirty range that starts right after it, if one
- * holds them. The range leaves the list, is split at @more (vmem_split; the rest goes
- * back on the list) and that part is joined to the allocation's segment (vmem_join):
- * resident pages, no page faults. Nothing passes through the arena's free state: a
- * joined range often covers a whole imported span, which freeing would send back to
- * the OS (and the grow, another span's pages, could not take it anyway); a range of
- * another span is not joined and goes back on the list. The whole list is scanned:
- * this runs only when a grow found its next pages taken.
- * Return: true if the allocation now has @npages + @more pages.
+ * @npages) wants the @more pages after it, and a dirty range that starts right after
+ * it may hold them. The range leaves the list and is split at @more (vmem_split; the
+ * rest goes back on the list): its first @more pages become a segment of their own,
+ * the caller's, resident (no page faults), to be joined to the allocation's segment
+ * once the page map holds them (vmem_join), or put back on the list if it cannot.
+ * Nothing passes through the arena's free state: a joined range often covers a whole
+ * imported span, which freeing would send back to the OS. A range of another span
+ * (vmem_joinable says no: the join's own test) goes back on the list unsplit. The
+ * whole list is scanned: this runs only when a grow found its next pages taken.
+ * Return: true if [@pfn + @npages, + @more) is now the caller's, joinable to the
+ * allocation.
  */
 static bool md_dirty_claim(unsigned long pfn, size_t npages, size_t more)
 {
@@ -608,13 +618,13 @@ static bool md_dirty_claim(unsigned long pfn, size_t npages, size_t more)
 		break;
 	}
 	pthread_mutex_unlock(&md_dirty.lock);
-	if (!r.n || (r.n > more && !md_dirty_split_off(&r, more, true)))
+	if (!r.n)
 		return false;
-	if (md__arena_join(pfn, npages, r.n)) {
+	if (!md__arena_joinable(pfn, npages, r.n)) {
 		md_dirty_put(r.pfn, r.n);
 		return false;
 	}
-	return true;
+	return r.n == more || md_dirty_split_off(&r, more, true);
 }
 
 void pages__dirty_flush(void)
@@ -1289,41 +1299,60 @@ static void md_map_merge(unsigned long pfn, size_t npages, memdesc_t md)
 			  xa_err(old));
 }
 
+/*
+ * Every step that can fail comes before the first that cannot be undone without
+ * allocating (section 7): the frames (a tag), the store (nodes), then the join.
+ */
 static int md_pages_grow(unsigned long pfn, size_t npages, size_t new_npages, memdesc_t md)
 {
+	size_t more = new_npages - npages;
+	bool dirty = false;
 	void *old;
 
-	/* The next frames may be a freed range kept on the dirty list. */
-	if (md__arena_resize(pfn, npages, new_npages) &&
-	    !md_dirty_claim(pfn, npages, new_npages - npages))
-		return -ENOMEM;
+	/* The next frames as a segment of our own: free in the arena, or a dirty range. */
+	if (md__arena_take_next(pfn, npages, more)) {
+		if (!md_dirty_claim(pfn, npages, more))
+			return -ENOMEM;
+		dirty = true;
+	}
 	/*
 	 * One store of the whole run: its blocks hold the old ones (aligned blocks nest),
 	 * so readers of the old pages see md at every step, and the new pages appear.
 	 */
 	old = md_store(pfn, new_npages, xa_mk_value(md));
 	if (xa_is_err(old)) {
-		/* No node: the store did nothing. A shrink back needs a tag, which a grow
-		 * just gave back to the arena's reserve unless a racing thread took it. */
-		if (md__arena_resize(pfn, new_npages, npages))
-			md__panic("pages_resize: out of boundary tags and page-map nodes undoing "
-				  "the grow of pfn %lu npages %zu", pfn, npages);
+		/* No node: the store did nothing. The frames go back; neither way allocates. */
+		if (dirty)
+			md_dirty_put(pfn + npages, more);
+		else
+			md__arena_free(pfn + npages, more);
 		return -ENOMEM;
 	}
-	pages__account(memdesc_type(md), (long)(new_npages - npages));
+	/* md__arena_take_next() and md_dirty_claim() made sure that the join can be made. */
+	if (md__arena_join(pfn, npages, more))
+		md__panic("pages_resize: joining pfn %lu npages %zu + %zu failed", pfn, npages,
+			  more);
+	pages__account(memdesc_type(md), (long)more);
 	/* valgrind builds: the new pages are the owner's (md_valgrind.h) */
-	MD_VG_UNDEFINED(pfn_to_virt(pfn + npages), (new_npages - npages) << MD_PAGE_SHIFT);
+	MD_VG_UNDEFINED(pfn_to_virt(pfn + npages), more << MD_PAGE_SHIFT);
 	return 0;
 }
 
+/* As for a grow: the tag (the split) and the nodes (the cut) first, both undone freely. */
 static int md_pages_shrink(unsigned long pfn, size_t npages, size_t new_npages, memdesc_t md)
 {
 	unsigned long cut = pfn + new_npages;
 	size_t tail = npages - new_npages;
 	void *old;
 
+	/* The tail becomes a segment of its own while the page map still has it. */
+	if (md__arena_split(pfn, npages, new_npages))
+		return -ENOMEM;
 	if (md_map_cut(pfn, npages, cut)) {
 		md_map_merge(pfn, npages, md);
+		if (md__arena_join(pfn, new_npages, tail))
+			md__panic("pages_resize: joining pfn %lu npages %zu + %zu back failed", pfn,
+				  new_npages, tail);
 		return -ENOMEM;
 	}
 	/* The tail's entries go before its frames do: nobody can be given them mapped. */
@@ -1333,24 +1362,9 @@ static int md_pages_shrink(unsigned long pfn, size_t npages, size_t new_npages, 
 			  xa_err(old));
 	md_map_merge(pfn, new_npages, md);
 	pages__account(memdesc_type(md), -(long)tail);
-	if (md__arena_resize(pfn, npages, new_npages)) {
-		/* No boundary tag for the tail: map it again, as it was. */
-		old = md_store(pfn, npages, xa_mk_value(md));
-		if (xa_is_err(old))
-			md__panic("pages_resize: out of boundary tags and page-map nodes undoing "
-				  "the shrink of pfn %lu npages %zu", pfn, npages);
-		pages__account(memdesc_type(md), (long)tail);
-		return -ENOMEM;
-	}
-	/*
-	 * The tail is resident: like any freed range it goes to the dirty list (taken back
-	 * from the arena as a segment of its own). If a racing allocation took part of it
-	 * first, what is left stays free in the arena, unpurged (reused or released with
-	 * its chunk).
-	 */
+	/* The tail is resident: like any freed range it goes to the dirty list. */
 	MD_VG_NOACCESS(pfn_to_virt(cut), tail << MD_PAGE_SHIFT);	/* free frames */
-	if (md__arena_take(cut, tail) == 0)
-		md_dirty_put(cut, tail);
+	md_dirty_put(cut, tail);
 	return 0;
 }
 

@@ -281,25 +281,27 @@ void md__arena_free(unsigned long pfn, size_t npages)
 	atomic_fetch_sub(&md_phys.arena_pages, npages);
 }
 
-int md__arena_resize(unsigned long pfn, size_t npages, size_t new_npages)
+int md__arena_take_next(unsigned long pfn, size_t npages, size_t more)
 {
-	int rc = vmem_resize(md_phys.page_arena, pfn, npages, new_npages);
+	int rc = vmem_alloc_next(md_phys.page_arena, pfn, npages, more);
 
 	if (rc == -EINVAL)
-		md__panic("md__arena_resize: page arena refused pfn %lu npages %zu -> %zu", pfn,
-			  npages, new_npages);
+		md__panic("md__arena_take_next: page arena refused pfn %lu npages %zu + %zu", pfn,
+			  npages, more);
 	if (rc)
 		return -ENOMEM;
-	if (new_npages > npages)
-		atomic_fetch_add(&md_phys.arena_pages, new_npages - npages);
-	else
-		atomic_fetch_sub(&md_phys.arena_pages, npages - new_npages);
+	atomic_fetch_add(&md_phys.arena_pages, more);
 	return 0;
 }
 
 int md__arena_join(unsigned long pfn, size_t npages, size_t next_npages)
 {
 	return vmem_join(md_phys.page_arena, pfn, npages, next_npages) ? -ENOMEM : 0;
+}
+
+bool md__arena_joinable(unsigned long pfn, size_t npages, size_t next_npages)
+{
+	return vmem_joinable(md_phys.page_arena, pfn, npages, next_npages) == 0;
 }
 
 int md__arena_split(unsigned long pfn, size_t npages, size_t at)
@@ -313,3 +315,10 @@ void md__purge_range(unsigned long pfn, size_t npages)
 	atomic_fetch_add(&md_phys.purges, 1);
 	atomic_fetch_add(&md_phys.pages_purged, npages);
 }
+
+#ifdef MEMDESC_FAULT_INJECTION
+void md__test_arena_tags_empty(void)
+{
+	vmem__test_reserve_empty(md_phys.page_arena);
+}
+#endif

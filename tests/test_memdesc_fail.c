@@ -273,6 +273,117 @@ START_TEST(test_node_hook_failures)
 }
 END_TEST
 
+/*
+ * pages_resize with both reserves empty at once: the page arena's boundary tags given
+ * back to the pool and the page-map node pool held aside, then the tag refill failing
+ * from its m-th call on and the node allocation from its n-th, for every n and m.
+ * Each way of resizing: a grow into free arena pages, a grow into a dirty range taken
+ * whole or in part, a shrink. Every call succeeds or is -ENOMEM with the folio, its
+ * page map, its contents and the counters exactly as before; nothing leaks. A grow
+ * whose store found no node used to be undone by a vmem shrink, which needs a tag:
+ * with the refill failing too, that aborted (n = m = 1, a grow into the arena).
+ */
+enum rs_kind { RS_GROW_ARENA, RS_GROW_DIRTY, RS_GROW_DIRTY_PART, RS_SHRINK, RS_NR };
+
+/* The folio for one resize of @kind (faults off), its sizes in *@fromp and *@top. */
+static struct folio *resize_setup(enum rs_kind kind, bool aligned, size_t *fromp,
+				  size_t *top)
+{
+	size_t whole = aligned ? 128 : 150, half = whole / 2;
+	struct folio *f = aligned ? folio_alloc(7) : folio_alloc_pages(whole);
+
+	REQ(f != NULL);
+	memset(folio_address(f), 0x5a, whole * MEMDESC_PAGE_SIZE);
+	*fromp = half;
+	switch (kind) {
+	case RS_GROW_ARENA:
+		*top = half + 5;
+		break;
+	case RS_GROW_DIRTY:
+		*top = whole;
+		break;
+	case RS_GROW_DIRTY_PART:
+		*top = half + 5;
+		break;
+	default:
+		*fromp = whole;
+		*top = whole - 37;
+		return f;
+	}
+	/* The tail goes to the dirty list; for a grow into the arena, on to the arena. */
+	REQ(folio_resize(f, half) == 0);
+	if (kind == RS_GROW_ARENA)
+		memdesc_purge();
+	return f;
+}
+
+/* @f maps exactly its @n pages, holds its contents, and the map is sound. */
+static void resize_check(struct folio *f, size_t n, size_t kept)
+{
+	unsigned long pfn = folio_pfn(f);
+	memdesc_t md = memdesc_mk(f, MEMDESC_FOLIO);
+	const unsigned char *p = folio_address(f);
+
+	REQ(folio_nr_pages(f) == n);
+	for (size_t k = 0; k < n; k++)
+		REQ(pfn_to_memdesc(pfn + k) == md);
+	REQ(pfn_to_memdesc(pfn + n) != md);
+	REQ(pages__is_allocation(pfn, n, md));
+	REQ(p[0] == 0x5a && p[kept * MEMDESC_PAGE_SIZE - 1] == 0x5a);
+	REQ(memdesc_verify() == 0);
+}
+
+START_TEST(test_resize_out_of_tags_and_nodes)
+{
+	int failures = 0, by_tags = 0, by_nodes = 0, kinds_failed[RS_NR] = { 0 };
+
+	setup_caches();
+	check_clean();
+	for (unsigned long n = 1; n <= span(8, 3); n++) {
+		for (unsigned long m = 1; m <= 3; m++) {
+			for (int kind = 0; kind < RS_NR; kind++) {
+				size_t from, to;
+				struct folio *f = resize_setup(kind, (n + m) % 2, &from, &to);
+				unsigned long tags = fault_injected(FAULT_VMEM_TAG);
+				unsigned long nodes = fault_injected(FAULT_XA_NODE);
+				struct memdesc_stats a, b;
+				int rc;
+
+				memdesc_stats(&a);
+				md__test_node_pool_empty(true);
+				md__test_arena_tags_empty();
+				fault_arm(FAULT_XA_NODE, n, 1000000);
+				fault_arm(FAULT_VMEM_TAG, m, 1000000);
+				rc = folio_resize(f, to);
+				fault_disarm_all();
+				md__test_node_pool_empty(false);
+				memdesc_stats(&b);
+				REQ(rc == 0 || rc == -ENOMEM);
+				if (rc) {
+					failures++;
+					kinds_failed[kind]++;
+					by_tags += fault_injected(FAULT_VMEM_TAG) > tags;
+					by_nodes += fault_injected(FAULT_XA_NODE) > nodes;
+				}
+				resize_check(f, rc ? from : to, from < to ? from : to);
+				REQ(b.pages_folio == a.pages_folio + folio_nr_pages(f) - from);
+				folio_put(f);
+				check_clean();
+			}
+		}
+	}
+	/*
+	 * Each refusal, and each way of resizing, met -ENOMEM; except a grow into a whole
+	 * dirty range, which needs neither: no tag (the join gives one back) and no node
+	 * (the page map keeps the leaves it just emptied, section 9 of pages.c).
+	 */
+	REQ(failures > 0 && by_tags > 0 && by_nodes > 0);
+	for (int kind = 0; kind < RS_NR; kind++)
+		if (kind != RS_GROW_DIRTY)
+			ck_assert_msg(kinds_failed[kind] > 0, "kind %d never failed", kind);
+}
+END_TEST
+
 START_TEST(test_split_failure_leaves_folio)
 {
 	struct folio *f = folio_alloc(9);
@@ -436,6 +547,7 @@ int main(void)
 	tcase_add_test(tc, test_chunk_map_failures);
 	tcase_add_test(tc, test_tag_refill_failures);
 	tcase_add_test(tc, test_node_hook_failures);
+	tcase_add_test(tc, test_resize_out_of_tags_and_nodes);
 	tcase_add_test(tc, test_split_failure_leaves_folio);
 	tcase_add_test(tc, test_limit_exhaustion);
 	tcase_add_test(tc, test_options_limit);

@@ -392,6 +392,59 @@ START_TEST(test_split)
 }
 END_TEST
 
+/*
+ * vmem_alloc_next(): what a grow would take becomes an allocation of its own, joinable
+ * (vmem_joinable agrees with vmem_join) and freed on its own otherwise.
+ */
+START_TEST(test_alloc_next)
+{
+	vmem_t *vm = arena(0, 8, 0);
+	uintptr_t a = must_alloc(vm, 2 * Q, 0), b;
+
+	ck_assert_int_eq(vmem_joinable(vm, a, 2 * Q, 3 * Q), -ENOMEM);	/* free after a */
+	ck_assert_int_eq(vmem_alloc_next(vm, a, Q, 3 * Q), -EINVAL);	/* a is 2 quanta */
+	ck_assert_int_eq(vmem_alloc_next(vm, a + Q, Q, 3 * Q), -EINVAL);	/* not a start */
+	ck_assert_int_eq(vmem_alloc_next(vm, a, 2 * Q, 7 * Q), -ENOMEM);	/* 6 free */
+	ck_assert_int_eq(vmem_alloc_next(vm, a, 2 * Q, 3 * Q), 0);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 5 * Q);
+	ck_assert_int_eq(vmem_alloc_next(vm, a, 2 * Q, Q), -ENOMEM);	/* taken now */
+	ck_assert_int_eq(vmem_joinable(vm, a, 2 * Q, 2 * Q), -ENOMEM);	/* 3 quanta */
+	ck_assert_int_eq(vmem_joinable(vm, a, Q, 3 * Q), -EINVAL);
+	ck_assert_int_eq(vmem_joinable(vm, a, 2 * Q, 3 * Q), 0);
+	/* undone by a free: the arena is as before */
+	vmem_free(vm, a + 2 * Q, 3 * Q);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 2 * Q);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	/* the whole free segment after a: its tag becomes the allocation */
+	ck_assert_int_eq(vmem_alloc_next(vm, a, 2 * Q, 6 * Q), 0);
+	ck_assert_int_eq(vmem_joinable(vm, a, 2 * Q, 6 * Q), 0);
+	ck_assert_int_eq(vmem_join(vm, a, 2 * Q, 6 * Q), 0);
+	ck_assert_int_eq(vmem_free_checked(vm, a + 2 * Q, 6 * Q), -EINVAL);	/* joined */
+	ck_assert_int_eq(vmem_check(vm), 0);
+	vmem_free(vm, a, 8 * Q);
+	ck_assert_int_eq(vmem_size(vm, VMEM_ALLOC), 0);
+	/* the free range after the end of a span is another span's: not taken */
+	ck_assert_int_eq(vmem_add(vm, 8 * Q, 4 * Q, 0), 0);
+	ck_assert_int_eq(vmem_xalloc(vm, 8 * Q, 0, 0, 0, 0, 8 * Q, 0, &a), 0);
+	ck_assert_int_eq(vmem_alloc_next(vm, a, 8 * Q, Q), -ENOMEM);
+	/* two allocations of two spans side by side: not joinable */
+	ck_assert_int_eq(vmem_xalloc(vm, 4 * Q, 0, 0, 0, 8 * Q, 12 * Q, 0, &b), 0);
+	ck_assert_int_eq(vmem_joinable(vm, a, 8 * Q, 4 * Q), -ENOMEM);
+	ck_assert_int_eq(vmem_check(vm), 0);
+	vmem_free(vm, a, 8 * Q);
+	vmem_free(vm, b, 4 * Q);
+	vmem_destroy(vm);
+	/* quantum-cached sizes are refused, as by vmem_join() */
+	vm = arena(0, 16, 2);
+	a = must_alloc(vm, 4 * Q, 0);
+	ck_assert_int_eq(vmem_alloc_next(vm, a, 4 * Q, Q), -EINVAL);
+	ck_assert_int_eq(vmem_joinable(vm, a, 4 * Q, 2 * Q), -EINVAL);
+	vmem_free(vm, a, 4 * Q);
+	vmem_destroy(vm);
+}
+END_TEST
+
 START_TEST(test_resize_bad_reported_nothing_changed)
 {
 	vmem_t *vm = arena(0x100000, 16, 2);
@@ -995,6 +1048,7 @@ static Suite *vmem_suite(void)
 	tcase_add_test(tc, test_resize_not_across_spans);
 	tcase_add_test(tc, test_join);
 	tcase_add_test(tc, test_split);
+	tcase_add_test(tc, test_alloc_next);
 	tcase_add_test(tc, test_resize_bad_reported_nothing_changed);
 #ifdef MEMDESC_FAULT_INJECTION
 	tcase_add_test(tc, test_resize_shrink_without_tag);
