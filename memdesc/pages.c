@@ -207,25 +207,6 @@ static void md_pool_refill(void)
 	pthread_mutex_unlock(&md_refill_lock);
 }
 
-#ifdef MEMDESC_FAULT_INJECTION
-/* Test hook: hold the pool's nodes aside (fault-injection builds only). */
-static void *md_pool_stash[MD_NODE_POOL_MAX];
-static unsigned int md_pool_nstash;
-
-void md__test_node_pool_empty(bool empty)
-{
-	pthread_mutex_lock(&md_pool.lock);
-	if (empty) {
-		while (md_pool.n && md_pool_nstash < MD_NODE_POOL_MAX)
-			md_pool_stash[md_pool_nstash++] = md_pool.node[--md_pool.n];
-	} else {
-		while (md_pool_nstash && md_pool.n < MD_NODE_POOL_MAX)
-			md_pool.node[md_pool.n++] = md_pool_stash[--md_pool_nstash];
-	}
-	pthread_mutex_unlock(&md_pool.lock);
-}
-#endif
-
 static void *md_node_alloc(void *priv)
 {
 	void *node = NULL;
@@ -257,6 +238,35 @@ static void md_node_free(void *priv, void *node)
 	if (node)
 		kmem_cache_free(md_node_cache, node);
 }
+
+#ifdef MEMDESC_FAULT_INJECTION
+/* Test hook: hold the pool's nodes aside (fault-injection builds only). */
+static void *md_pool_stash[MD_NODE_POOL_MAX];
+static unsigned int md_pool_nstash;
+
+void md__test_node_pool_empty(bool empty)
+{
+	void *node;
+
+	pthread_mutex_lock(&md_pool.lock);
+	while (empty && md_pool.n && md_pool_nstash < MD_NODE_POOL_MAX)
+		md_pool_stash[md_pool_nstash++] = md_pool.node[--md_pool.n];
+	pthread_mutex_unlock(&md_pool.lock);
+	/*
+	 * Back through the free path, which keeps the pool within its bounds: pushed on
+	 * top of a pool refilled meanwhile they overflowed it (ASan) once the boot
+	 * nodes, which always go back to the pool, came back too.
+	 */
+	while (!empty) {
+		pthread_mutex_lock(&md_pool.lock);
+		node = md_pool_nstash ? md_pool_stash[--md_pool_nstash] : NULL;
+		pthread_mutex_unlock(&md_pool.lock);
+		if (!node)
+			break;
+		md_node_free(NULL, node);
+	}
+}
+#endif
 
 /* Detached nodes wait for a grace period in md_rcu's queue, not liburcu's (md_rcu.c). */
 const struct xa_node_ops md_node_ops = {
