@@ -2,7 +2,8 @@
  * test_vmem_diff: vmem against a bitmap model.
  *
  * For each fit policy, a seeded sequence of mdt_scaled(1,000,000) operations (vmem_alloc,
- * vmem_xalloc with random align/phase/nocross/minaddr/maxaddr, vmem_resize, frees) runs
+ * vmem_xalloc with random align/phase/nocross/minaddr/maxaddr, vmem_resize,
+ * vmem_alloc_next + vmem_join, frees) runs
  * on an arena of one span and on a bitmap of its quanta; the model, the operations and the rules
  * every result is checked against are in tests/model/vmem_model.c (shared with the
  * fuzz target fuzz_vmem). Epochs move the span between address 0, an odd base and the
@@ -37,8 +38,10 @@ static void run_policy(int policy, const char *name, uint64_t seed_salt)
 
 			if (r->nlive == 0 || dice < 46)
 				vmm_alloc(r);
-			else if (dice < 58)
+			else if (dice < 55)
 				vmm_resize(r);
+			else if (dice < 58)
+				vmm_alloc_next(r);
 			else
 				vmm_free(r);
 			if (op % 1000 == 999)
@@ -48,8 +51,9 @@ static void run_policy(int policy, const char *name, uint64_t seed_salt)
 	}
 	fprintf(stderr, "test_vmem_diff %s (seed %#" PRIx64 "): %" PRIu64 " allocs, %" PRIu64
 		" xallocs, %" PRIu64 " -ENOMEM, %" PRIu64 " frees, %" PRIu64 " resizes, %" PRIu64
-		" resize -ENOMEM\n", name, seed, r->st.allocs, r->st.xallocs, r->st.enomem,
-		r->st.frees, r->st.resizes, r->st.resize_enomem);
+		" resize -ENOMEM, %" PRIu64 " alloc_next, %" PRIu64 " alloc_next -ENOMEM\n", name,
+		seed, r->st.allocs, r->st.xallocs, r->st.enomem, r->st.frees, r->st.resizes,
+		r->st.resize_enomem, r->st.nexts, r->st.next_enomem);
 	free(r);
 }
 

@@ -346,6 +346,45 @@ static void do_resize(vmem_t *vm, struct vmm *m, struct mdt_src *rng, struct vmm
 	st->resizes++;
 }
 
+/*
+ * vmem_alloc_next of the quanta after a live range (a grow's first step, pages.c
+ * section 7): it must succeed exactly when they are free in the model (one span), and
+ * vmem_joinable must then say yes. The new range is then joined (the grow's last step)
+ * or kept as a live range of its own (a grow undone: freed later on its own).
+ */
+static void do_alloc_next(vmem_t *vm, struct vmm *m, struct mdt_src *rng,
+			  struct vmm_live *live, size_t *nlive, struct vmm_stats *st)
+{
+	struct vmm_live *l = &live[rnd(rng, *nlive)];
+	uint64_t more = 1 + rnd(rng, l->quanta + 8);
+	uint64_t q1 = (l->addr - m->base) / VMM_Q + l->quanta;
+	bool fits = q1 + more <= VMM_NQ;
+	int rc;
+
+	for (uint64_t q = q1; q < q1 + more && fits; q++)
+		fits = !model_used(m, q);
+	rc = vmem_alloc_next(vm, l->addr, l->quanta * VMM_Q, more * VMM_Q);
+	if (!fits) {
+		CHECK(rc == -ENOMEM, "alloc_next after %#" PRIx64 " + %" PRIu64 " of %" PRIu64
+		      " quanta: %d, the model has no room", l->addr, l->quanta, more, rc);
+		st->next_enomem++;
+		return;
+	}
+	CHECK(rc == 0, "alloc_next after %#" PRIx64 " + %" PRIu64 " of %" PRIu64 " quanta: %d "
+	      "(the model fits it)", l->addr, l->quanta, more, rc);
+	model_set(m, q1, more, true);
+	CHECK(vmem_joinable(vm, l->addr, l->quanta * VMM_Q, more * VMM_Q) == 0,
+	      "the range alloc_next made after %#" PRIx64 " is not joinable", l->addr);
+	if (rnd(rng, 2)) {
+		CHECK(vmem_join(vm, l->addr, l->quanta * VMM_Q, more * VMM_Q) == 0,
+		      "join after alloc_next at %#" PRIx64 " failed", l->addr);
+		l->quanta += more;
+	} else {
+		live[(*nlive)++] = (struct vmm_live){ m->base + q1 * VMM_Q, more, false };
+	}
+	st->nexts++;
+}
+
 const uint64_t vmm_bases[VMM_NBASES] = {
 	0,				/* address 0 */
 	0x12345 * VMM_Q,		/* an odd base: alignment is absolute */
@@ -383,6 +422,11 @@ void vmm_free(struct vmm *r)
 void vmm_resize(struct vmm *r)
 {
 	do_resize(r->vm, r, r->src, r->live, r->nlive, &r->st);
+}
+
+void vmm_alloc_next(struct vmm *r)
+{
+	do_alloc_next(r->vm, r, r->src, r->live, &r->nlive, &r->st);
 }
 
 void vmm_bad_free(struct vmm *r)

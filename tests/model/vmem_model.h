@@ -4,7 +4,7 @@
  * fuzz target fuzz_vmem (choices decoded from the input).
  *
  * A run of operations (vmem_alloc, vmem_xalloc with random align/phase/nocross/
- * minaddr/maxaddr, vmem_resize, frees) works on an arena of one span and on the bitmap. Every
+ * minaddr/maxaddr, vmem_resize, vmem_alloc_next + vmem_join, frees) works on an arena of one span and on the bitmap. Every
  * result must be free in the model, meet its constraints, and be what the policy's
  * exact rule (vmem.c, section 6) allows:
  *  - the range is the lowest fitting one inside its free segment;
@@ -47,7 +47,8 @@ struct vmm_live {
 };
 
 struct vmm_stats {
-	uint64_t allocs, xallocs, enomem, frees, bad_frees, resizes, resize_enomem;
+	uint64_t allocs, xallocs, enomem, frees, bad_frees, resizes, resize_enomem, nexts,
+		 next_enomem;
 };
 
 struct vmm {
@@ -76,6 +77,11 @@ void vmm_free(struct vmm *r);
  * exactly when the quanta after it are free in the model, and always shrink.
  */
 void vmm_resize(struct vmm *r);
+/*
+ * vmem_alloc_next after a random live range (nlive > 0): it must succeed exactly when
+ * the quanta after it are free in the model; then joined, or kept as a range of its own.
+ */
+void vmm_alloc_next(struct vmm *r);
 /* A free of a range that is not exactly a live one: -EINVAL, nothing changed. */
 void vmm_bad_free(struct vmm *r);
 /* vmem_check() and vmem_size() against the model. */
