@@ -68,7 +68,11 @@
  *    - a double free of a small block, whether the first free reached the slab (its
  *      bitmap says free) or still sits in a magazine: free() writes key ^ address into
  *      the block's second word (key: a per-process random odd number), and finds it
- *      there on the second free; malloc() clears the word. A program that stores
+ *      there on the second free; malloc() clears the word. The slab layer writes the
+ *      same into blocks it puts in a magazine (c_mag_mark), so a free of a block that
+ *      was never handed out (malloc(48) + 48) is caught too: before, that block was
+ *      allocated in the bitmap and unmarked, passed every check, and was later handed
+ *      out twice. A program that stores
  *      exactly key ^ address in that word of a live block would be mistaken for a
  *      double free: with a 64-bit random key, a chance of 2^-64 per free;
  *    - a double free of a large block while it sits in the large-block cache (the
@@ -324,6 +328,9 @@ int md__classes_init(void)
 		      ((uint64_t)getpid() << 32);
 	}
 	md_dfkey = key | 1;
+	/* Blocks the slab layer puts in a magazine carry the key like freed ones (5.). */
+	for (unsigned int i = 0; i < MD_NR_CLASSES; i++)
+		md__class_cache[i]->c_mag_mark = md_dfkey;
 	/* Everything above is set: free's and realloc's fast paths may run. */
 	atomic_store_explicit(&md_fast_pfns, md__opt.junk | md__opt.guard ? 0 : md_phys.nr_pfns,
 			      memory_order_release);

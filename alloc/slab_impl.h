@@ -77,6 +77,13 @@ struct kmem_cache {
 	atomic_uint c_magtype;		/* index in kmem_mag_caps of new magazines */
 	atomic_size_t c_contention;	/* depot trylock failures */
 	size_t c_contention_seen;	/* c_contention at the last resize (depot lock) */
+	/*
+	 * Nonzero: an object the slab layer puts in a magazine gets c_mag_mark ^ its
+	 * address in its second word (objects of 16 bytes or more). The malloc layer marks
+	 * the blocks it frees so, which tells a block in a magazine from a live one however
+	 * it got there. Set once, before the cache is used.
+	 */
+	uint64_t c_mag_mark;
 
 	struct kmem_cache *c_next;	/* kmem_caches list (kmem_list_lock) */
 };

@@ -388,6 +388,23 @@ void kmem__mag_purge_all_threads(struct kmem_cache *c)
 
 /* ---- the slow paths ----------------------------------------------------------- */
 
+/*
+ * Mark @n objects the slab layer just put in a magazine (c_mag_mark): without it, a
+ * free of such an object (never handed out, allocated in the bitmap) would pass every
+ * check and the object would later be handed out twice. Free objects are unaddressable
+ * to memcheck (valgrind builds): the word is opened for the store only.
+ */
+static void kmem_mag_mark(const struct kmem_cache *c, void **objs, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t *w = (uint64_t *)objs[i] + 1;
+
+		MD_VG_UNDEFINED(w, sizeof(*w));
+		*w = c->c_mag_mark ^ (uintptr_t)objs[i];
+		MD_VG_NOACCESS(w, sizeof(*w));
+	}
+}
+
 static void *kmem_slab_alloc_one(struct kmem_cache *c)
 {
 	void *obj;
@@ -438,6 +455,8 @@ void *kmem__mag_alloc(struct kmem_cache *c)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (c->c_mag_mark)
+		kmem_mag_mark(c, m->m_obj, n);
 	m->m_rounds = n;
 	return m->m_obj[--m->m_rounds];
 }

@@ -84,6 +84,28 @@ static void double_free_magazine(void)
 	md_free(p);
 }
 
+/*
+ * A block next to a fresh one: the slab layer filled this thread's magazine with a
+ * run of neighbours (allocated in the bitmap, never handed out), so one of the two
+ * sits in the magazine whichever end of the run malloc gave out first; the other is
+ * free in the slab. Both frees must be reported, or the block is handed out twice.
+ */
+static void free_never_handed_out_above(void)
+{
+	char *p = md_malloc(48);
+
+	tell_addr(p + 48);
+	md_free(p + 48);
+}
+
+static void free_never_handed_out_below(void)
+{
+	char *p = md_malloc(48);
+
+	tell_addr(p - 48);
+	md_free(p - 48);
+}
+
 static void double_free_slab(void)
 {
 	void *keep = md_malloc(48), *p = md_malloc(48);
@@ -282,6 +304,8 @@ START_TEST(test_double_free)
 	expect_report(realloc_freed_same_size, "realloc", "double free");
 	expect_report(realloc_freed_large_same_size, "realloc", "double free");
 	expect_report(free_after_realloc_moved, "free", "double free (block of 208 bytes)");
+	expect_report(free_never_handed_out_above, "free", "double free (block of 48 bytes)");
+	expect_report(free_never_handed_out_below, "free", "double free (block of 48 bytes)");
 }
 END_TEST
 
