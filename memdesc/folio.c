@@ -49,7 +49,7 @@ static struct folio *md_folio_new(size_t npages, size_t align)
 		return NULL;
 	}
 	f->f_pfn = pfn;
-	f->f_npages = npages;
+	__atomic_store_n(&f->f_npages, npages, __ATOMIC_RELAXED);
 	f->f_flags = 0;
 	f->f_order = (npages & (npages - 1)) == 0 && (pfn & (npages - 1)) == 0
 			     ? (unsigned int)(63 - __builtin_clzl(npages))
@@ -179,7 +179,7 @@ void *folio_address(const struct folio *f)
 
 size_t folio_nr_pages(const struct folio *f)
 {
-	return f->f_npages;
+	return __atomic_load_n(&f->f_npages, __ATOMIC_RELAXED);
 }
 
 unsigned int folio_order(const struct folio *f)
@@ -235,7 +235,7 @@ int folio_split(struct folio *f, unsigned int new_order)
 		g = chain;
 		chain = (struct folio *)g->f_pfn;
 		g->f_pfn = f->f_pfn + i * piece;
-		g->f_npages = piece;
+		__atomic_store_n(&g->f_npages, piece, __ATOMIC_RELAXED);
 		g->f_order = new_order;
 		g->f_flags = 0;
 		__atomic_store_n(&g->f_refcount, 1, __ATOMIC_RELAXED);
@@ -244,7 +244,7 @@ int folio_split(struct folio *f, unsigned int new_order)
 		if (xa_is_err(old))
 			md__panic("folio_split: storing a split entry failed (%d)", xa_err(old));
 	}
-	f->f_npages = piece;
+	__atomic_store_n(&f->f_npages, piece, __ATOMIC_RELAXED);
 	f->f_order = new_order;
 	atomic_fetch_add_explicit(&md_nr_folios, (long)(nr - 1), memory_order_relaxed);
 	return 0;
@@ -269,8 +269,13 @@ int folio_resize(struct folio *f, size_t npages)
 	rc = pages_resize(f->f_pfn, f->f_npages, npages);
 	if (rc)
 		return rc;
-	/* After the pages: a grown folio never names pages that are not its own yet. */
-	f->f_npages = npages;
+	/*
+	 * After the pages: a grown folio never names pages that are not its own yet.
+	 * Atomic: a lock-free reader may look at a folio it does not own (md_malloc.c's
+	 * md_lc_evict_next() reads the size of the block after its own, and trusts it only
+	 * once it has found that block in its cache).
+	 */
+	__atomic_store_n(&f->f_npages, npages, __ATOMIC_RELAXED);
 	f->f_order = (npages & (npages - 1)) == 0 && (f->f_pfn & (npages - 1)) == 0
 			     ? (unsigned int)(63 - __builtin_clzl(npages))
 			     : FOLIO_ORDER_NONE;

@@ -197,7 +197,7 @@ int pages_resize(unsigned long pfn, size_t npages, size_t new_npages);
  */
 struct folio {
 	unsigned long f_pfn;	/* first page */
-	size_t f_npages;	/* number of pages */
+	size_t f_npages;	/* number of pages; atomic (lock-free readers peek) */
 	long f_refcount;	/* atomic; the folio is freed when it drops to 0 */
 	unsigned int f_order;	/* log2(f_npages) if naturally aligned, else FOLIO_ORDER_NONE */
 	unsigned int f_flags;	/* reserved, 0 */
