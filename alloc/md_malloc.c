@@ -23,7 +23,7 @@
  *    Above 32 KiB a block is a folio of exactly ceil(n / 4096) pages (vmem allocates
  *    any page count: no rounding to a power of two). 32 KiB is where page rounding
  *    costs at most 4095 / 32769 < 12.5%, the same bound as the classes. realloc resizes
- *    a large block in place first (folio_resize, down to vmem_resize): it grows into
+ *    a large block in place first (folio_resize -> pages_resize): it grows into
  *    the free pages right after it (1/8 more than asked when they are there, so that n
  *    growth steps resize O(log n) times; pages freed but kept resident count as free: a
  *    freed block after it in the large-block cache is given back for the grow,
