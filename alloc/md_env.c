@@ -41,7 +41,13 @@
  *      queue's lock, and urcu_bp_before_fork() liburcu's own locks;
  *    - thread exit runs inside a section too (section 4).
  *    No handshake with a thread: a fork costs one grace period (a membarrier and a
- *    scan of the readers) and a few uncontended mutexes.
+ *    scan of the readers) and a few uncontended mutexes. A process that never started
+ *    a second thread skips the grace period: glibc's __libc_single_threaded says so
+ *    (cleared by the first pthread_create, md_rcu's worker included, never set again),
+ *    and with no other thread no reader can be in a section. memdesc-forkbench, 2,000
+ *    forks: 317 -> 302 ms (glibc 262), with 8 MiB in use 687 -> 641 ms (glibc 548). A
+ *    thread made with a raw clone() that calls malloc is not seen; glibc itself does
+ *    not support one.
  *    parent: liburcu's after-fork handler, release md_rcu's locks, clear the flag,
  *    release md_fork_lock. child: the same (the forking thread holds the locks, so it
  *    releases them); md_rcu has no worker there and starts one at the child's first
@@ -83,6 +89,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/single_threaded.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -332,8 +339,13 @@ static void md_prefork(void)
 	pthread_mutex_lock(&md_fork_lock);
 	atomic_store(&md__fork_pending, 1);
 	md_rcu_fork_pause();
-	/* One grace period for both flags: no entry point and no deferred free runs now. */
-	urcu_bp_synchronize_rcu();
+	/*
+	 * One grace period for both flags: no entry point and no deferred free runs now.
+	 * A process that never had a second thread (glibc clears __libc_single_threaded at
+	 * the first pthread_create, and never sets it again) has no reader to wait for.
+	 */
+	if (!__libc_single_threaded)
+		urcu_bp_synchronize_rcu();
 	md_rcu_fork_prepare();
 	urcu_bp_before_fork();
 }
