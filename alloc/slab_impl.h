@@ -143,12 +143,6 @@ struct kmem_tls {
 extern __thread struct kmem_tls *kmem__tls __attribute__((tls_model("initial-exec")));
 
 /*
- * The magazine fast paths, inline for the malloc layer and kmem_cache_alloc/free: a
- * pop from or a push onto the loaded magazine, no lock and no atomic (only the owning
- * thread touches it). Anything else (no magazines yet, loaded empty or full) goes to
- * the out-of-line kmem__mag_alloc/kmem__mag_free. @c has a cache id (c_id >= 0).
- */
-/*
  * The magazine an allocation pops from: the loaded one if it has a round, else the
  * previous one if it has, which then becomes the loaded one (the exchange of section 1
  * of slab_mag.c, thread-local: no lock). NULL when both are empty or absent: the
@@ -183,6 +177,12 @@ static inline struct kmem_magazine *kmem__mag_for_free(struct kmem_cpu *cpu)
 	return prev;
 }
 
+/*
+ * The magazine fast paths, inline for the malloc layer and kmem_cache_alloc/free: a
+ * pop from or a push onto the loaded magazine, no lock and no atomic (only the owning
+ * thread touches it). Anything else (no magazines yet, loaded empty or full) goes to
+ * the out-of-line kmem__mag_alloc/kmem__mag_free. @c has a cache id (c_id >= 0).
+ */
 static inline void *kmem__mag_alloc_inline(struct kmem_cache *c)
 {
 	struct kmem_tls *t = kmem__tls;
