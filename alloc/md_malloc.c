@@ -1047,11 +1047,12 @@ static inline struct kmem_cpu *md_fast_cpu(struct kmem_tls *t, uint32_t mag)
 	return (struct kmem_cpu *)((char *)t + mag);
 }
 
-/* md_fmag of the class of @size <= MD_SMALL_MAX. */
+/* md_fmag of the class of @size; 0 above MD_SMALL_MAX (no class). */
 static inline uint32_t md_fmag_of(size_t size)
 {
-	return likely(size <= MD_CLASS_TAB_MAX) ? md_fmag_tab[(size + 15) >> 4]
-						: md_fmag[md_class_calc(size)];
+	if (likely(size <= MD_CLASS_TAB_MAX))
+		return md_fmag_tab[(size + 15) >> 4];
+	return size <= MD_SMALL_MAX ? md_fmag[md_class_calc(size)] : 0;
 }
 
 /*
@@ -1072,12 +1073,7 @@ static inline __attribute__((always_inline)) void *md_malloc_fast(size_t size)
 	 */
 	if (unlikely(!t))
 		return NULL;
-	if (likely(size <= MD_CLASS_TAB_MAX))
-		mag = md_fmag_tab[(size + 15) >> 4];
-	else if (size <= MD_SMALL_MAX)
-		mag = md_fmag[md_class_calc(size)];
-	else
-		return NULL;
+	mag = md_fmag_of(size);
 	if (unlikely(!mag))
 		return NULL;
 	m = kmem__mag_for_alloc(md_fast_cpu(t, mag));
@@ -1176,7 +1172,7 @@ md_realloc_fast_move(void *p, const struct md_fclass *fc, size_t size)
 	uint32_t mag;
 	uint64_t *q;
 
-	if (unlikely(!t || size > MD_SMALL_MAX || !(mag = md_fmag_of(size))))
+	if (unlikely(!t || !(mag = md_fmag_of(size))))
 		return NULL;
 	mq = kmem__mag_for_alloc(md_fast_cpu(t, mag));
 	if (unlikely(!mq))

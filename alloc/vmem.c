@@ -494,6 +494,27 @@ static void vmem_hash_grow(vmem_t *vm)
 		vmem__hash_table_free(old, old_n);
 }
 
+/*
+ * Drop vm_lock after an allocation inserted a segment into the hash, and grow the
+ * table, unlocked, if that made it due (about one bucket per allocated segment).
+ */
+static void vmem_alloc_unlock(vmem_t *vm)
+{
+	bool grow = vm->vm_nalloc > 2 * (vm->vm_hash_mask + 1);
+
+	pthread_mutex_unlock(&vm->vm_lock);
+	if (grow)
+		vmem_hash_grow(vm);
+}
+
+/* The ALLOC segment [@addr, +@size) (size rounded), or NULL, unreported. vm_lock held. */
+static vmem_seg_t *vmem_alloc_seg_locked(vmem_t *vm, uintptr_t addr, size_t size)
+{
+	vmem_seg_t *vs = vmem__hash_find_locked(vm, addr);
+
+	return vs != NULL && vs->vs_size == size ? vs : NULL;
+}
+
 /* ---- spans ------------------------------------------------------------------------ */
 
 /*
@@ -871,7 +892,7 @@ static int vmem_import_locked(vmem_t *vm, const struct vmem_constraint *c, int p
 static int vmem_xalloc_impl(vmem_t *vm, const struct vmem_constraint *c, int policy,
 			    uintptr_t *addrp)
 {
-	bool drained = false, imported = false, grow;
+	bool drained = false, imported = false;
 	vmem_seg_t *vs;
 	uintptr_t addr = 0;
 	int rc;
@@ -907,10 +928,7 @@ static int vmem_xalloc_impl(vmem_t *vm, const struct vmem_constraint *c, int pol
 	vs = vmem_seg_alloc_locked(vm, vs, addr, c->vc_size);
 	if (policy == VMEM_NEXTFIT)
 		vm->vm_rotor = vs;
-	grow = vm->vm_nalloc > 2 * (vm->vm_hash_mask + 1);
-	pthread_mutex_unlock(&vm->vm_lock);
-	if (grow)
-		vmem_hash_grow(vm);
+	vmem_alloc_unlock(vm);
 	*addrp = addr;
 	return 0;
 }
@@ -1197,9 +1215,9 @@ static bool vmem_join_sizes(const vmem_t *vm, size_t size, size_t nextsize, size
 static vmem_seg_t *vmem_join_target_locked(vmem_t *vm, uintptr_t addr, size_t r1, size_t r2,
 					   int *rcp)
 {
-	vmem_seg_t *vs = vmem__hash_find_locked(vm, addr), *next;
+	vmem_seg_t *vs = vmem_alloc_seg_locked(vm, addr, r1), *next;
 
-	if (vs == NULL || vs->vs_size != r1) {
+	if (vs == NULL) {
 		*rcp = -EINVAL;
 		return NULL;
 	}
@@ -1268,7 +1286,6 @@ int vmem_alloc_next(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize)
 {
 	vmem_seg_t *vs, *next;
 	size_t r1, r2;
-	bool grow;
 	int rc;
 
 	if (!vmem_join_sizes(vm, size, nextsize, &r1, &r2))
@@ -1279,8 +1296,8 @@ int vmem_alloc_next(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize)
 		pthread_mutex_unlock(&vm->vm_lock);
 		return -ENOMEM;
 	}
-	vs = vmem__hash_find_locked(vm, addr);
-	if (vs == NULL || vs->vs_size != r1) {
+	vs = vmem_alloc_seg_locked(vm, addr, r1);
+	if (vs == NULL) {
 		pthread_mutex_unlock(&vm->vm_lock);
 		return -EINVAL;
 	}
@@ -1291,10 +1308,7 @@ int vmem_alloc_next(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize)
 	}
 	VMEM_ASSERT(next->vs_start - vs->vs_start == r1);
 	vmem_seg_alloc_locked(vm, next, addr + r1, r2);
-	grow = vm->vm_nalloc > 2 * (vm->vm_hash_mask + 1);
-	pthread_mutex_unlock(&vm->vm_lock);
-	if (grow)
-		vmem_hash_grow(vm);
+	vmem_alloc_unlock(vm);
 	vmem__debug_check(vm);
 	return 0;
 }
@@ -1322,8 +1336,8 @@ int vmem_split(vmem_t *vm, uintptr_t addr, size_t size, size_t at)
 		pthread_mutex_unlock(&vm->vm_lock);
 		return -ENOMEM;
 	}
-	vs = vmem__hash_find_locked(vm, addr);
-	if (vs == NULL || vs->vs_size != r) {
+	vs = vmem_alloc_seg_locked(vm, addr, r);
+	if (vs == NULL) {
 		pthread_mutex_unlock(&vm->vm_lock);
 		return -EINVAL;
 	}

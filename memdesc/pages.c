@@ -40,8 +40,9 @@
  *      the next round's tables, which took fresh pages (pywork: +2 MiB of peak per
  *      round). Ranges of two OS chunks (two spans of the arena) stay apart. When it
  *      holds more than max(2 MiB, 1/4 of the memory allocated from the page arena)
- *      or MD_DIRTY_SLOTS ranges, the oldest are purged until it is below half of that: sorted by pfn,
- *      adjacent ranges merged, returned with MADV_DONTNEED, and freed to the page arena.
+ *      or MD_DIRTY_SLOTS ranges, the oldest are purged until it is below half of
+ *      that: sorted by pfn, adjacent ranges merged, returned with MADV_DONTNEED, and
+ *      freed to the page arena.
  *      Memory is given back in batches (few madvise calls) and only once it has stayed
  *      free through a turnover of the list, not on every free: returning memory eagerly
  *      costs a page fault per page on reuse. The floor was 8 MiB: in a small process
@@ -1310,6 +1311,17 @@ static void md_map_merge(unsigned long pfn, size_t npages, memdesc_t md)
 }
 
 /*
+ * Join two segments that the steps before made joinable (section 7): it allocates
+ * nothing, so a failure is a broken invariant, not a shortage.
+ */
+static void md_arena_join_made(unsigned long pfn, size_t npages, size_t more)
+{
+	if (md__arena_join(pfn, npages, more))
+		md__panic("pages_resize: joining pfn %lu npages %zu + %zu failed", pfn, npages,
+			  more);
+}
+
+/*
  * Every step that can fail comes before the first that cannot be undone without
  * allocating (section 7): the frames (a tag), the store (nodes), then the join.
  */
@@ -1339,9 +1351,7 @@ static int md_pages_grow(unsigned long pfn, size_t npages, size_t new_npages, me
 		return -ENOMEM;
 	}
 	/* md__arena_take_next() and md_dirty_claim() made sure that the join can be made. */
-	if (md__arena_join(pfn, npages, more))
-		md__panic("pages_resize: joining pfn %lu npages %zu + %zu failed", pfn, npages,
-			  more);
+	md_arena_join_made(pfn, npages, more);
 	pages__account(memdesc_type(md), (long)more);
 	/* valgrind builds: the new pages are the owner's (md_valgrind.h) */
 	MD_VG_UNDEFINED(pfn_to_virt(pfn + npages), more << MD_PAGE_SHIFT);
@@ -1360,9 +1370,7 @@ static int md_pages_shrink(unsigned long pfn, size_t npages, size_t new_npages, 
 		return -ENOMEM;
 	if (md_map_cut(pfn, npages, cut)) {
 		md_map_merge(pfn, npages, md);
-		if (md__arena_join(pfn, new_npages, tail))
-			md__panic("pages_resize: joining pfn %lu npages %zu + %zu back failed", pfn,
-				  new_npages, tail);
+		md_arena_join_made(pfn, new_npages, tail);	/* the split undone */
 		return -ENOMEM;
 	}
 	/* The tail's entries go before its frames do: nobody can be given them mapped. */

@@ -30,8 +30,8 @@
 /*
  * Slack over the first check's level for the caches whose level varies between runs:
  * page-map nodes (the node pool holds up to 256), struct slab (per-thread magazines of
- * the md_rcu worker, which frees descriptors of type-stable slabs, until it ends), page blocks (one
- * spare, reuse order).
+ * the md_rcu worker, which frees descriptors of type-stable slabs, until it ends),
+ * page blocks (one spare, reuse order).
  */
 #define MDT_NODE_SLACK 320
 #define MDT_SLABDESC_SLACK 32

@@ -77,9 +77,10 @@ out:
  * The walk of xa_load_rcu() cut to what an array of value entries needs (memdesc's page
  * map: free()'s fast path): nodes, then a value entry, directly or through a sibling
  * that still names it after its canonical slot was read (xa_load_rcu's check). Anything
- * else ends the walk with NULL where xa_load_rcu() would go on: a pointer entry, a sibling whose slot changed or whose canonical slot holds a node
- * (xa_load_rcu then calls xa__read_slot). So it makes no call, and a caller that makes
- * none either needs no callee-saved register; each level costs a load and three tests.
+ * else ends the walk with NULL where xa_load_rcu() would go on: a pointer entry, a
+ * sibling whose slot changed or whose canonical slot holds a node (xa_load_rcu then
+ * calls xa__read_slot). So it makes no call, and a caller that makes none either
+ * needs no callee-saved register; each level costs a load and three tests.
  * Context: as xa_load_rcu().
  * Return: the value entry, or NULL (none there, or not found this way).
  */

@@ -10,8 +10,8 @@
  * one folio of SIZE pages to 2 * SIZE and back (a grow and a shrink in place, the
  * large-block realloc path; SIZE >= 2, a single page is never resized in place);
  * realloc: N rounds of one block grown from 1 byte by SIZE bytes a step to 1 MiB with
- * md_realloc, then freed (bench's malloc/realloc_growth loop); glibc: N malloc + free of the C library, for reference. Each block's first byte is
- * written. 1,000 warm-up rounds of the same operation come first, so that the
+ * md_realloc, then freed (bench's malloc/realloc_growth loop); glibc: N malloc + free
+ * of the C library, for reference. Each block's first byte is written. 1,000 warm-up rounds of the same operation come first, so that the
  * difference between two values of N divided by their difference is the cost of one
  * round in the steady state.
  */

@@ -4,9 +4,9 @@
  * fuzz target fuzz_vmem (choices decoded from the input).
  *
  * A run of operations (vmem_alloc, vmem_xalloc with random align/phase/nocross/
- * minaddr/maxaddr, vmem_resize, vmem_alloc_next + vmem_join, frees) works on an arena of one span and on the bitmap. Every
- * result must be free in the model, meet its constraints, and be what the policy's
- * exact rule (vmem.c, section 6) allows:
+ * minaddr/maxaddr, vmem_resize, vmem_alloc_next + vmem_join, frees) works on an arena
+ * of one span and on the bitmap. Every result must be free in the model, meet its
+ * constraints, and be what the policy's exact rule (vmem.c, section 6) allows:
  *  - the range is the lowest fitting one inside its free segment;
  *  - best-fit: the segment is a smallest fitting free segment;
  *  - instant-fit: the segment's list is the lowest list at or above ceil(log2(size))
