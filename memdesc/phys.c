@@ -24,8 +24,14 @@
  * 3. The limit
  *    Read once at initialisation, without allocating: MEMDESC_OPTIONS="limit=8G"
  *    (comma-separated key=value pairs; other keys belong to other modules) or
- *    MEMDESC_LIMIT=8G; suffixes K, M, G, T; default 64 GiB, at least 8 MiB. The
- *    committed bytes never exceed it: md_import() refuses (ENOMEM) beyond it.
+ *    MEMDESC_LIMIT=8G; suffixes K, M, G, T; at least 8 MiB. The default is 64 GiB, or
+ *    half the address-space limit (RLIMIT_AS, `ulimit -v`) when that is lower: the
+ *    reservation counts against it, and the program's own mappings need the rest. The
+ *    committed bytes never exceed the limit: md_import() refuses (ENOMEM) beyond it.
+ *    When not even the limit can be reserved (an address-space limit, valgrind, a
+ *    crowded address space), the reservation shrinks until it fits and the limit
+ *    shrinks with it, said on stderr when the limit was asked for: a program under
+ *    `ulimit -v` gets a smaller heap, not a malloc that fails from its first call.
  *
  * 4. Failure
  *    Every OS call can fail: md_import() then returns -ENOMEM and nothing changed. Its
@@ -42,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 struct md_phys md_phys;
 
@@ -81,8 +88,22 @@ static size_t md_parse_size(const char *s, size_t len)
 	return v << shift;
 }
 
-/* The limit from the environment: getenv() and plain scanning only (no allocation). */
-static size_t md_read_limit(void)
+/* MD_DEFAULT_LIMIT, or half the address-space rlimit when that is lower (section 3). */
+static size_t md_default_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 2 < MD_DEFAULT_LIMIT)
+		return (size_t)(rl.rlim_cur / 2);
+	return MD_DEFAULT_LIMIT;
+}
+
+/*
+ * The limit from the environment, or the default: getenv() and plain scanning only (no
+ * allocation). *@asked: the environment set it.
+ */
+static size_t md_read_limit(bool *asked)
 {
 	const char *opt = getenv("MEMDESC_OPTIONS");
 	const char *lim = getenv("MEMDESC_LIMIT");
@@ -110,8 +131,9 @@ static size_t md_read_limit(void)
 		if (!limit)
 			md__report("MEMDESC_LIMIT: bad value '%s', ignored", lim);
 	}
+	*asked = limit != 0;
 	if (!limit)
-		limit = MD_DEFAULT_LIMIT;
+		limit = md_default_limit();
 	if (limit < MD_MIN_LIMIT)
 		limit = MD_MIN_LIMIT;
 	return (limit + (MD_CHUNK_PAGES << MD_PAGE_SHIFT) - 1) &
@@ -203,32 +225,64 @@ static void md_release(vmem_t *src, uintptr_t pfn, size_t size)
 	atomic_fetch_sub(&md_phys.committed, npages << MD_PAGE_SHIFT);
 }
 
-int md__phys_init(void)
+/*
+ * Map @reserve bytes of address space PROT_NONE, chunk-aligned, into md_phys.base. The
+ * descriptors live there, so it must end below a memdesc word's tag (memdesc.h).
+ */
+static bool md_reserve(size_t reserve)
 {
-	size_t limit = md_read_limit();
+	size_t chunk_bytes = MD_CHUNK_PAGES << MD_PAGE_SHIFT;
+	uintptr_t base;
+	void *p;
+
+	p = mmap(NULL, reserve + chunk_bytes, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return false;
+	base = ((uintptr_t)p + chunk_bytes - 1) & ~(uintptr_t)(chunk_bytes - 1);
+	if (base + reserve > ((uintptr_t)1 << MEMDESC_TAG_SHIFT)) {
+		munmap(p, reserve + chunk_bytes);
+		return false;
+	}
+	md_phys.base = base;
+	return true;
+}
+
+/*
+ * Reserve twice @limit if the OS lets us, else less, a quarter at a time, down to the
+ * smallest limit (section 3). The reserved bytes (a whole number of chunks), 0 if
+ * nothing could be.
+ */
+static size_t md_reserve_for(size_t limit)
+{
 	size_t chunk_bytes = MD_CHUNK_PAGES << MD_PAGE_SHIFT;
 	size_t reserve = limit * 2;
-	void *p = MAP_FAILED;
 
-	/* Twice the limit if the OS lets us, down to the limit itself. */
-	while (reserve >= limit) {
-		p = mmap(NULL, reserve + chunk_bytes, PROT_NONE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p != MAP_FAILED)
-			break;
-		reserve -= reserve / 4;
+	for (; reserve >= MD_MIN_LIMIT; reserve -= reserve / 4) {
+		reserve &= ~(chunk_bytes - 1);
+		if (md_reserve(reserve))
+			return reserve;
 	}
-	if (p == MAP_FAILED)
+	return 0;
+}
+
+int md__phys_init(void)
+{
+	bool asked;
+	size_t limit = md_read_limit(&asked);
+	size_t reserve = md_reserve_for(limit);
+
+	if (!reserve)
 		return -ENOMEM;
-	md_phys.base = ((uintptr_t)p + chunk_bytes - 1) & ~(uintptr_t)(chunk_bytes - 1);
-	md_phys.nr_pfns = (unsigned long)(reserve >> MD_PAGE_SHIFT) & ~(MD_CHUNK_PAGES - 1);
+	if (reserve < limit) {
+		if (asked)
+			md__report("limit %zu MiB: only %zu MiB of address space could be "
+				   "reserved; the limit is %zu MiB", limit >> 20, reserve >> 20,
+				   reserve >> 20);
+		limit = reserve;
+	}
+	md_phys.nr_pfns = (unsigned long)(reserve >> MD_PAGE_SHIFT);
 	md_phys.limit = limit;
-	/* Descriptors live here: they must stay below a memdesc word's tag (memdesc.h). */
-	if (md_phys.base + ((uintptr_t)md_phys.nr_pfns << MD_PAGE_SHIFT) >
-	    ((uintptr_t)1 << MEMDESC_TAG_SHIFT)) {
-		munmap(p, reserve + chunk_bytes);
-		return -ENOMEM;
-	}
 	md_phys.os_arena = vmem_create("memdesc-os", 0, md_phys.nr_pfns, MD_CHUNK_PAGES, NULL,
 				       NULL, NULL, 0, 0);
 	if (!md_phys.os_arena)

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,12 +123,19 @@ void mdt_fail(const char *fmt, ...)
 }
 
 /* The child of mdt_run_self(): stderr to @fd, then exec; only returns to _exit. */
-static void mdt_exec_self(const char *opts, const char *const *args, int fd)
+static void mdt_exec_self(const char *opts, const char *const *args, size_t as_bytes, int fd)
 {
 	char *argv[8] = { "mdt-child", "--child" };
 	char self[4096];
 	ssize_t n;
 	int i;
+
+	if (as_bytes) {
+		struct rlimit rl = { .rlim_cur = as_bytes, .rlim_max = as_bytes };
+
+		if (setrlimit(RLIMIT_AS, &rl) != 0)
+			_exit(96);
+	}
 
 	for (i = 0; args[i] && i < 6; i++)
 		argv[2 + i] = (char *)args[i];
@@ -144,6 +152,12 @@ static void mdt_exec_self(const char *opts, const char *const *args, int fd)
 
 int mdt_run_self(const char *opts, const char *const *args, char *err, size_t errlen)
 {
+	return mdt_run_self_as(opts, args, 0, err, errlen);
+}
+
+int mdt_run_self_as(const char *opts, const char *const *args, size_t as_bytes, char *err,
+		    size_t errlen)
+{
 	int pipefd[2], status;
 	size_t len = 0;
 	ssize_t r;
@@ -154,7 +168,7 @@ int mdt_run_self(const char *opts, const char *const *args, char *err, size_t er
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		close(pipefd[0]);
-		mdt_exec_self(opts, args, pipefd[1]);
+		mdt_exec_self(opts, args, as_bytes, pipefd[1]);
 	}
 	close(pipefd[1]);
 	while (len + 1 < errlen && (r = read(pipefd[0], err + len, errlen - 1 - len)) > 0)

@@ -69,5 +69,11 @@ int mdt_run(Suite *s);
  * exec of /proc/self/exe itself would run valgrind's tool binary.
  */
 int mdt_run_self(const char *opts, const char *const *args, char *err, size_t errlen);
+/*
+ * mdt_run_self() with the child's address space limited to @as_bytes (RLIMIT_AS, set
+ * before the exec, so that it holds from the child's first instruction); 0: no limit.
+ */
+int mdt_run_self_as(const char *opts, const char *const *args, size_t as_bytes, char *err,
+		    size_t errlen);
 
 #endif /* MDT_H */
