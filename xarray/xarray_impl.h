@@ -52,15 +52,20 @@
  *
  * Readers read only xa_shift (of the root), xa_slots and xa_marks, with atomic
  * loads; every other field is written and read under the array lock.
+ * The slots come first: nodes are XA_NODE_ALIGN (64) aligned, so the slots of an
+ * aligned multi-index entry of up to 8 indices share one cache line, and a walk that
+ * meets a sibling finds the canonical slot in the line it has just read (behind a
+ * 40-byte header, every other group of 4 slots and every group of 8 straddled two
+ * lines: memdesc-mtwork's free walked into a second line on a third of its frees).
  */
 struct xa_node {
+	void *xa_slots[XA_CHUNK_SIZE];	/* entries, child nodes (internal), siblings */
 	unsigned char xa_shift;		/* index bits below this node's slots */
 	unsigned char xa_offset;	/* slot of this node in its parent */
 	unsigned char xa_count;		/* non-NULL slots, siblings included */
 	struct xa_node *xa_parent;	/* NULL for the root; next node on free lists */
 	const struct xa_node_ops *xa_ops;	/* where the node goes back to */
 	struct rcu_head xa_rcu;		/* for call_rcu when the node is freed */
-	void *xa_slots[XA_CHUNK_SIZE];	/* entries, child nodes (internal), siblings */
 	/* Bit i of mark m: slot i holds an entry with mark m, or a node below which an
 	 * entry has it. Sibling and NULL slots never carry a mark bit. */
 	unsigned long xa_marks[XA_MAX_MARKS];
