@@ -236,17 +236,23 @@ static uint8_t md_class_tab[MD_CLASS_TAB_MAX / 16 + 1];
  *   md_class_tab), one load for malloc's most frequent sizes;
  * - md_fclass[tag]: by the tag of a slab's page-map word (kmem id + 1, slab.c
  *   kmem_slab_word), what free checks a block of a class with, in 32 bytes. Every tag
- *   that is no class of ours has nobj 0, which fails the checks.
+ *   that is no class of ours has nobj 0, which fails the checks. The bitmap of the slab
+ *   that starts at address b is at bm_base + (b >> bm_shift), one formula for both
+ *   places a slab's bitmap can be (kmem__bitmap), without a branch: in the slab,
+ *   bm_base is c_bitmap_off and the shift 0; in the bitmap table, whose word of pfn n
+ *   is at byte 2n (one word per 4 pages), the shift is 11 and bm_base the table less
+ *   md_phys.base >> 11 (base is a chunk, so that is exact).
  */
 struct md_fclass {
 	uint64_t recip;		/* c_recip: offset -> index without a division */
-	uint32_t stride;	/* c_stride */
-	uint32_t nobj;		/* c_nobj; 0: not one of our classes */
+	uintptr_t bm_base;	/* see above */
 	uint32_t slab_mask;	/* bytes of a slab - 1 (slabs are naturally aligned) */
-	uint32_t bitmap_off;	/* c_bitmap_off */
-	uint32_t mag;		/* as md_fmag */
-	uint32_t size;		/* c_size */
+	uint32_t stride;	/* c_stride, also the size (class caches: c_size == c_stride) */
+	uint32_t nobj;		/* c_nobj; 0: not one of our classes */
+	uint16_t mag;		/* as md_fmag */
+	uint8_t bm_shift;	/* see above */
 };
+_Static_assert(sizeof(struct kmem_tls) <= UINT16_MAX, "md_fmag offsets fit md_fclass.mag");
 
 static struct md_fclass md_fclass[MEMDESC_TAG_MAX + 1];
 static uint32_t md_fmag[MD_NR_CLASSES];
@@ -286,14 +292,21 @@ static void md_fast_class_init(unsigned int cls, const struct kmem_cache *c)
 	 */
 	if (c->c_slab_pages > MD_CHUNK_PAGES)
 		return;
+	if (c->c_size != c->c_stride)
+		return;		/* not the class caches of md__classes_init() */
 	fc = &md_fclass[c->c_id + 1];
 	fc->recip = c->c_recip;
 	fc->stride = (uint32_t)c->c_stride;
 	fc->nobj = c->c_nobj;
 	fc->slab_mask = (c->c_slab_pages << MD_PAGE_SHIFT_) - 1;
-	fc->bitmap_off = c->c_bitmap_off;
-	fc->mag = md_fmag[cls];
-	fc->size = (uint32_t)c->c_size;
+	if (c->c_bitmap_table) {
+		fc->bm_base = (uintptr_t)md__bitmap_words(0) - (md_phys.base >> 11);
+		fc->bm_shift = 11;
+	} else {
+		fc->bm_base = c->c_bitmap_off;
+		fc->bm_shift = 0;
+	}
+	fc->mag = (uint16_t)md_fmag[cls];
 }
 
 int md__classes_init(void)
@@ -434,7 +447,7 @@ static int md_lookup_block(void *p, const char *fn, bool freeing, struct md_bloc
 				       size);
 			return -1;
 		}
-		bm = (const uint64_t *)((char *)md__pfn_to_virt(s->s_pfn) + c->c_bitmap_off);
+		bm = kmem__bitmap(c, s->s_pfn);
 		if (unlikely(!((__atomic_load_n(&bm[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1) ||
 			     (freeing && md_has_key(p)))) {
 			md_bad(fn, p, "double free", "block of ", size);
@@ -1107,7 +1120,7 @@ md_fast_small_block(void *p, memdesc_t md)
 	i = (uint32_t)(((unsigned __int128)fc->recip * off) >> 64);
 	if (unlikely((size_t)i * fc->stride != off || i >= fc->nobj))
 		return NULL;
-	bm = (const uint64_t *)((char *)p - off + fc->bitmap_off);
+	bm = (const uint64_t *)(fc->bm_base + (((uintptr_t)p - off) >> fc->bm_shift));
 	if (unlikely(!((__atomic_load_n(&bm[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1) ||
 		     md_has_key(p)))
 		return NULL;
@@ -1136,7 +1149,7 @@ static inline __attribute__((always_inline)) bool md_free_fast(void *p, size_t s
 	if (unlikely(!md_fast_rcu_lock(&rs)))
 		return false;
 	fc = md_fast_small_block(p, md__pfn_to_memdesc_fast(pfn));
-	if (unlikely(!fc || sized > fc->size))
+	if (unlikely(!fc || sized > fc->stride))
 		goto out;
 	/* Loaded last: fewer values live across the walk, none in a callee-saved register. */
 	t = kmem__tls;
@@ -1185,7 +1198,7 @@ md_realloc_fast_move(void *p, const struct md_fclass *fc, size_t size)
 	}
 	MD_VG_MALLOCLIKE(q, md__class_size[md_class_of(size)], 0);
 	q[1] = 0;		/* the key, unless the copy overwrites it */
-	memcpy(q, p, size < fc->size ? size : fc->size);
+	memcpy(q, p, size < fc->stride ? size : fc->stride);
 	((uint64_t *)p)[1] = md_dfkey ^ (uintptr_t)p;
 	MD_VG_FREELIKE(p);
 	mp->m_obj[mp->m_rounds++] = p;
@@ -1218,7 +1231,8 @@ static inline __attribute__((always_inline)) void *md_realloc_fast(void *p, size
 	if (memdesc_type(md) == MEMDESC_SLAB) {
 		fc = md_fast_small_block(p, md);
 		/* Class 0 (16 bytes) is never too big. */
-		if (fc && size <= fc->size && (size > fc->size / 2 || fc->size == md__class_size[0]))
+		if (fc && size <= fc->stride &&
+		    (size > fc->stride / 2u || fc->stride == md__class_size[0]))
 			ret = p;
 		else if (fc)
 			ret = md_realloc_fast_move(p, fc, size);

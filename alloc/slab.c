@@ -7,13 +7,20 @@
  *    page allocator: its page-map entry is one multi-index entry, so pfn_to_memdesc()
  *    of any of its objects ends high in the tree. Objects sit at base + i * stride; a
  *    bitmap of allocated objects (1 = allocated, including objects held in magazines)
- *    sits at the end of the pages. Objects are handed out from the top down (highest
- *    free index first), so a slab with few objects in use touches one page, the one
- *    its bitmap shares with the last objects, not two (python3 -c pass: 92 KiB less
- *    resident). The slab is described by a struct slab (64 bytes)
+ *    sits in the bitmap table (phys.c, section 5: one word per 4 frames, indexed by
+ *    pfn) when it fits the slab's words there, that is with at most 64 objects per 4
+ *    pages (objects of 256 bytes or more), and otherwise at the end of the pages.
+ *    free() reads the bit on every call: at the end of the slab it was a line on a page
+ *    of its own for most frees of large objects (a TLB entry and a cache line per slab,
+ *    62% of memdesc-mtwork's last-level read misses under cachegrind); in the table it
+ *    is one line per 8 to 32 slabs, one page per 8 MiB. Objects are handed out from
+ *    the top down (highest free index first), so a slab with few objects in use touches
+ *    one page, the one its bitmap shares with the last objects, not two (python3 -c
+ *    pass: 92 KiB less resident). The slab is described by a struct slab (64 bytes)
  *    from kmem_slab_cache, mapped as MEMDESC_SLAB for every page of the slab.
  *    Layout: the smallest slab of at least 16 KiB and 8 objects (2 for objects over
  *    16 KiB) whose waste is at most 1/16; failing that up to 8 MiB, the least waste.
+ *    A bitmap in the table takes no room in the slab (4 KiB objects: 8 in 32 KiB).
  *
  * 2. The struct-slab cache describes itself
  *    Object 0 of every slab of kmem_slab_cache is that slab's own struct slab: growing
@@ -78,11 +85,20 @@ static struct kmem_cache *kmem_caches;
 
 /* ---- layout ------------------------------------------------------------------- */
 
-static uint32_t kmem_objs_fit(size_t bytes, size_t stride)
+_Static_assert(KMEM_MIN_SLAB_BYTES >= ((size_t)MD_BITMAP_PAGES << MD_PAGE_SHIFT),
+	       "every slab owns whole words of the bitmap table");
+
+/*
+ * Objects of @stride in a slab of @bytes; *@table: whether their bitmap goes in the
+ * bitmap table (at most 64 objects per MD_BITMAP_PAGES pages), else it takes room at
+ * the end of the slab.
+ */
+static uint32_t kmem_objs_fit(size_t bytes, size_t stride, bool *table)
 {
 	size_t n = bytes / stride;
 
-	while (n && n * stride + ((n + 63) / 64) * 8 > bytes)
+	*table = (n + 63) / 64 <= (bytes >> MD_PAGE_SHIFT) / MD_BITMAP_PAGES;
+	while (!*table && n && n * stride + ((n + 63) / 64) * 8 > bytes)
 		n--;
 	return (uint32_t)n;
 }
@@ -92,6 +108,7 @@ int kmem__cache_setup(struct kmem_cache *c, const char *name, size_t size, size_
 {
 	size_t stride, best_pages = 0, best_waste = SIZE_MAX;
 	size_t min_objs;
+	bool table;
 
 	if (!name || size == 0 || size > KMEM_MAX_SIZE || (align & (align - 1)) ||
 	    align > KMEM_MAX_ALIGN || (flags & ~(unsigned int)(KMC_TYPESAFE_BY_RCU | KMC_NOMAGAZINE)))
@@ -105,7 +122,7 @@ int kmem__cache_setup(struct kmem_cache *c, const char *name, size_t size, size_
 
 		if (bytes < KMEM_MIN_SLAB_BYTES)
 			continue;
-		n = kmem_objs_fit(bytes, stride);
+		n = kmem_objs_fit(bytes, stride, &table);
 		if (n < min_objs)
 			continue;
 		waste = bytes - n * stride;
@@ -128,9 +145,11 @@ int kmem__cache_setup(struct kmem_cache *c, const char *name, size_t size, size_
 	c->c_flags = flags;
 	c->c_id = -1;
 	c->c_slab_pages = (uint32_t)best_pages;
-	c->c_nobj = kmem_objs_fit(best_pages << MD_PAGE_SHIFT, stride);
+	c->c_nobj = kmem_objs_fit(best_pages << MD_PAGE_SHIFT, stride, &table);
 	c->c_bitmap_words = (c->c_nobj + 63) / 64;
-	c->c_bitmap_off = (uint32_t)((best_pages << MD_PAGE_SHIFT) - c->c_bitmap_words * 8);
+	c->c_bitmap_table = table;
+	c->c_bitmap_off = table ? 0 : (uint32_t)((best_pages << MD_PAGE_SHIFT) -
+						 c->c_bitmap_words * 8);
 	c->c_recip = UINT64_MAX / stride + 1;
 	pthread_mutex_init(&c->c_lock, NULL);
 	pthread_mutex_init(&c->c_depot_lock, NULL);
@@ -226,7 +245,7 @@ static inline char *slab_base(const struct slab *s)
 
 static inline uint64_t *slab_bitmap(const struct kmem_cache *c, const struct slab *s)
 {
-	return (uint64_t *)(slab_base(s) + c->c_bitmap_off);
+	return kmem__bitmap(c, s->s_pfn);
 }
 
 static inline uint32_t kmem_empty_inuse(const struct kmem_cache *c)
@@ -345,7 +364,7 @@ static struct slab *kmem_slab_grow(struct kmem_cache *c)
 	s->s_hint = c->c_bitmap_words - 1;
 	s->s_list = KMEM_LIST_NONE;
 	s->s_next = s->s_prev = NULL;
-	memset(slab_base(s) + c->c_bitmap_off, 0, c->c_bitmap_words * 8);
+	memset(slab_bitmap(c, s), 0, c->c_bitmap_words * 8);
 	if (kmem__vg_tracked(c))	/* valgrind: free objects are unaddressable */
 		MD_VG_NOACCESS(slab_base(s), (size_t)c->c_nobj * c->c_stride);
 	if (c->c_self_desc) {

@@ -16,7 +16,8 @@
 
 /*
  * struct slab - one slab: a naturally aligned power-of-two run of pages carved into
- * objects, with a bitmap of allocated objects at the end of the pages. 64 bytes, from
+ * objects, with a bitmap of allocated objects in the bitmap table or at the end of the
+ * pages (kmem__bitmap). 64 bytes, from
  * kmem_slab_cache (whose own slabs are described by their first object).
  */
 struct slab {
@@ -58,6 +59,7 @@ struct kmem_cache {
 	uint32_t c_nobj;		/* objects per slab */
 	uint32_t c_bitmap_off;		/* byte offset of the bitmap in the slab */
 	uint32_t c_bitmap_words;	/* 64-bit words of bitmap */
+	bool c_bitmap_table;		/* the bitmap is in the bitmap table (slab.c, 1.) */
 	uint64_t c_recip;		/* 2^64 / c_stride + 1: offset -> index without a division */
 
 	/* Slab layer, under c_lock. */
@@ -87,6 +89,17 @@ struct kmem_cache {
 
 	struct kmem_cache *c_next;	/* kmem_caches list (kmem_list_lock) */
 };
+
+/*
+ * The allocation bitmap of the slab of @c at @pfn: its words in the bitmap table, or
+ * at c_bitmap_off in the slab (slab.c, section 1).
+ */
+static inline uint64_t *kmem__bitmap(const struct kmem_cache *c, unsigned long pfn)
+{
+	if (c->c_bitmap_table)
+		return md__bitmap_words(pfn);
+	return (uint64_t *)((char *)md__pfn_to_virt(pfn) + c->c_bitmap_off);
+}
 
 /* Internal caches, in the boot area (slab.c). */
 extern struct kmem_cache *kmem_slab_cache;

@@ -204,6 +204,7 @@ void memdesc_stats(struct memdesc_stats *st)
 	st->meta_folios = st->nr_folios * sizeof(struct folio);
 	st->meta_slabs = st->nr_slabs * sizeof(struct slab);
 	st->meta_vmem_tags = vmem_tag_bytes();
+	st->meta_bitmaps = atomic_load(&md_phys.bitmap_pages) << MD_PAGE_SHIFT;
 	st->chunk_maps = atomic_load(&md_phys.chunk_maps);
 	st->chunk_unmaps = atomic_load(&md_phys.chunk_unmaps);
 	st->chunk_map_failures = atomic_load(&md_phys.map_failures);

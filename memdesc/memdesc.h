@@ -293,6 +293,7 @@ int memdesc_verify(void);
 	X(meta_slabs,         "bytes of live struct slab")                              \
 	X(meta_pblocks,       "bytes of page-block descriptors (single pages)")         \
 	X(meta_vmem_tags,     "bytes of vmem boundary tags (vmem_tag_bytes())")         \
+	X(meta_bitmaps,       "bytes of the slab bitmap table committed (phys.c, 5)")   \
 	X(nr_folios,          "live folios")                                           \
 	X(nr_slabs,           "live slabs")                                            \
 	X(chunk_maps,         "OS chunks committed since start")                       \

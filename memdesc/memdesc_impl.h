@@ -83,9 +83,25 @@ struct md_phys {
 	atomic_size_t arena_pages;	/* pages allocated from page_arena right now */
 	atomic_size_t purges;		/* madvise calls */
 	atomic_size_t pages_purged;	/* pages given back with madvise */
+	uint64_t *bitmaps;		/* the bitmap table (phys.c, section 5) */
+	atomic_ulong *bitmap_flags;	/* bit n: page n of the table is committed */
+	atomic_size_t bitmap_pages;	/* pages of the table committed */
 };
 
 extern struct md_phys md_phys;
+
+/*
+ * The bitmap table (phys.c, section 5): one word per MD_BITMAP_PAGES frames, for the
+ * allocation bitmaps of slabs of at most 64 objects per MD_BITMAP_PAGES pages (slab.c).
+ * A slab of n pages (n >= MD_BITMAP_PAGES, naturally aligned) owns the n / 4 words
+ * from its first pfn's; readable and writable for every committed frame.
+ */
+#define MD_BITMAP_PAGES 4u
+
+static inline uint64_t *md__bitmap_words(unsigned long pfn)
+{
+	return md_phys.bitmaps + pfn / MD_BITMAP_PAGES;
+}
 
 int md__phys_init(void);
 /* Frames from the page arena (no page map). 0 / -ENOMEM. */

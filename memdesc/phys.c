@@ -37,6 +37,19 @@
  *    Every OS call can fail: md_import() then returns -ENOMEM and nothing changed. Its
  *    commit is the fault-injection point FAULT_OS_MAP (fault/fault.h).
  *
+ * 5. The bitmap table
+ *    Beside the frames, a second reservation holds one 64-bit word per MD_BITMAP_PAGES
+ *    (4) frames, indexed by pfn / 4 (md__bitmap_words): the slab layer keeps there the
+ *    allocation bitmap of a slab with at most 64 objects per 4 of its pages (slab.c,
+ *    section 1), so that free()'s check of the bit reads a line shared by the bitmaps
+ *    of 8 to 32 slabs (one page of the table serves 8 MiB of frames) instead of a line
+ *    on a page of the slab that the program may not touch. 2 bytes per frame of
+ *    address space, PROT_NONE until md_import() commits the frames it describes: it
+ *    makes the table's pages for them read-write (once: a flag per table page, in a
+ *    small area committed at initialisation). They are never decommitted, at most
+ *    1/2048 of the peak of committed frames; bytes_mapped does not count them, the
+ *    statistics do (meta_bitmaps).
+ *
  * Locking: vmem's arena locks only; the counters are atomics. md_import() and
  * md_release() are called by vmem with the page arena's lock dropped.
  */
@@ -164,6 +177,37 @@ static size_t md_chunk_round(size_t npages)
 	return (npages + MD_CHUNK_PAGES - 1) & ~(MD_CHUNK_PAGES - 1);
 }
 
+/* Byte offset in the bitmap table of the word of @pfn. */
+static size_t md_bitmap_off(unsigned long pfn)
+{
+	return (pfn / MD_BITMAP_PAGES) * sizeof(uint64_t);
+}
+
+/*
+ * Make the pages of the bitmap table that describe frames [pfn, pfn + npages)
+ * read-write (section 5). Concurrent imports may both commit a shared page: mprotect
+ * is idempotent, and the flag counts it once. 0 / -ENOMEM.
+ */
+static int md_bitmap_commit(unsigned long pfn, size_t npages)
+{
+	size_t first = md_bitmap_off(pfn) >> MD_PAGE_SHIFT;
+	size_t last = (md_bitmap_off(pfn + npages) - 1) >> MD_PAGE_SHIFT;
+
+	for (size_t pg = first; pg <= last; pg++) {
+		atomic_ulong *flag = &md_phys.bitmap_flags[pg / 64];
+		unsigned long bit = 1UL << (pg % 64);
+
+		if (atomic_load_explicit(flag, memory_order_acquire) & bit)
+			continue;
+		if (mprotect((char *)md_phys.bitmaps + (pg << MD_PAGE_SHIFT), MD_PAGE_SIZE,
+			     PROT_READ | PROT_WRITE) != 0)
+			return -ENOMEM;
+		if (!(atomic_fetch_or_explicit(flag, bit, memory_order_acq_rel) & bit))
+			atomic_fetch_add_explicit(&md_phys.bitmap_pages, 1, memory_order_relaxed);
+	}
+	return 0;
+}
+
 /*
  * Import for page_arena: whole chunks of the reservation, committed. Called by vmem
  * with no lock of page_arena held.
@@ -187,7 +231,7 @@ static int md_import(vmem_t *src, size_t size, int flags, uintptr_t *addrp)
 		atomic_fetch_add(&md_phys.map_failures, 1);
 		return -ENOMEM;
 	}
-	if (FAULT_HIT(FAULT_OS_MAP) ||
+	if (FAULT_HIT(FAULT_OS_MAP) || md_bitmap_commit(pfn, npages) != 0 ||
 	    mprotect(pfn_to_virt(pfn), bytes, PROT_READ | PROT_WRITE) != 0) {
 		vmem_xfree(src, pfn, npages);
 		atomic_fetch_sub(&md_phys.committed, bytes);
@@ -223,6 +267,32 @@ static void md_release(vmem_t *src, uintptr_t pfn, size_t size)
 	vmem_xfree(src, pfn, npages);
 	atomic_fetch_add(&md_phys.chunk_unmaps, npages / MD_CHUNK_PAGES);
 	atomic_fetch_sub(&md_phys.committed, npages << MD_PAGE_SHIFT);
+}
+
+/*
+ * Reserve the bitmap table for md_phys.nr_pfns frames and commit its flags (section
+ * 5): [words | flags], PROT_NONE but the flags. 0 / -ENOMEM.
+ */
+static int md_bitmap_init(void)
+{
+	size_t words = md_bitmap_off(md_phys.nr_pfns);
+	size_t wbytes = (words + MD_PAGE_SIZE - 1) & ~(MD_PAGE_SIZE - 1);
+	size_t npg = wbytes >> MD_PAGE_SHIFT;
+	size_t fbytes = ((npg + 63) / 64) * sizeof(atomic_ulong);
+	char *p;
+
+	fbytes = (fbytes + MD_PAGE_SIZE - 1) & ~(MD_PAGE_SIZE - 1);
+	p = mmap(NULL, wbytes + fbytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		 -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	if (mprotect(p + wbytes, fbytes, PROT_READ | PROT_WRITE) != 0) {
+		munmap(p, wbytes + fbytes);
+		return -ENOMEM;
+	}
+	md_phys.bitmaps = (uint64_t *)p;
+	md_phys.bitmap_flags = (atomic_ulong *)(p + wbytes);
+	return 0;
 }
 
 /*
@@ -283,6 +353,8 @@ int md__phys_init(void)
 	}
 	md_phys.nr_pfns = (unsigned long)(reserve >> MD_PAGE_SHIFT);
 	md_phys.limit = limit;
+	if (md_bitmap_init())
+		return -ENOMEM;
 	md_phys.os_arena = vmem_create("memdesc-os", 0, md_phys.nr_pfns, MD_CHUNK_PAGES, NULL,
 				       NULL, NULL, 0, 0);
 	if (!md_phys.os_arena)

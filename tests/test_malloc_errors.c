@@ -106,6 +106,34 @@ static void free_never_handed_out_below(void)
 	md_free(p - 48);
 }
 
+/* The same for a class whose bitmap is in the bitmap table (objects of 256 bytes up). */
+static void free_never_handed_out_above_table(void)
+{
+	char *p = md_malloc(1024);
+
+	tell_addr(p + 1024);
+	md_free(p + 1024);
+}
+
+static void free_never_handed_out_below_table(void)
+{
+	char *p = md_malloc(1024);
+
+	tell_addr(p - 1024);
+	md_free(p - 1024);
+}
+
+static void double_free_slab_table(void)
+{
+	void *keep = md_malloc(1024), *p = md_malloc(1024);
+
+	md_free(p);
+	md_malloc_trim(0);
+	tell_addr(p);
+	md_free(p);
+	md_free(keep);
+}
+
 static void double_free_slab(void)
 {
 	void *keep = md_malloc(48), *p = md_malloc(48);
@@ -306,6 +334,11 @@ START_TEST(test_double_free)
 	expect_report(free_after_realloc_moved, "free", "double free (block of 208 bytes)");
 	expect_report(free_never_handed_out_above, "free", "double free (block of 48 bytes)");
 	expect_report(free_never_handed_out_below, "free", "double free (block of 48 bytes)");
+	expect_report(double_free_slab_table, "free", "double free (block of 1024 bytes)");
+	expect_report(free_never_handed_out_above_table, "free",
+		      "double free (block of 1024 bytes)");
+	expect_report(free_never_handed_out_below_table, "free",
+		      "double free (block of 1024 bytes)");
 }
 END_TEST
 

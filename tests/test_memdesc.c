@@ -777,6 +777,9 @@ START_TEST(test_stats)
 	ck_assert_uint_gt(b.bytes_limit, 0);
 	ck_assert_uint_ge(b.bytes_mapped, 16 * MEMDESC_PAGE_SIZE);
 	ck_assert_uint_ge(b.pages_slab, 1);
+	/* The slab bitmap table: one page for every 8 MiB of committed frames, at least. */
+	ck_assert_uint_ge(b.meta_bitmaps, MEMDESC_PAGE_SIZE);
+	ck_assert_uint_ge(b.meta_bitmaps * 2048, b.bytes_mapped);
 	folio_put(f);
 	memdesc_stats(&b);
 	ck_assert_uint_eq(b.pages_folio, a.pages_folio);

@@ -171,6 +171,54 @@ START_TEST(test_bad_frees)
 }
 END_TEST
 
+/*
+ * The allocation bitmap lives at the end of the slab (64-byte objects) or in the bitmap
+ * table (512 and 4096 bytes: at most 64 objects per 4 pages): either way a free of an
+ * object never handed out is refused, whatever the neighbouring slabs hold, and a
+ * bitmap in the table takes no room (4096-byte objects: 8 in 8 pages).
+ */
+START_TEST(test_bitmap_places)
+{
+	static const size_t sizes[] = { 64, 512, 4096 };
+
+	for (size_t s = 0; s < 3; s++) {
+		struct kmem_cache *c = kmem_cache_create("bm", sizes[s], 0, KMC_NOMAGAZINE);
+		struct kmem_cache_stats st;
+		struct kmem_obj_info info;
+		void *objs[64];
+		size_t n;
+
+		ck_assert_ptr_nonnull(c);
+		kmem_cache_stats(c, &st);
+		if (sizes[s] == 4096) {
+			ck_assert_uint_eq(st.slab_pages, 8);
+			ck_assert_uint_eq(st.objs_per_slab, 8);
+		}
+		/* Up to 64 objects: 3 slabs of 4096-byte ones, their bitmaps side by side. */
+		n = st.objs_per_slab * 2 + 1 < 64 ? st.objs_per_slab * 2 + 1 : 64;
+		for (size_t i = 0; i < n; i++)
+			ck_assert_ptr_nonnull(objs[i] = kmem_cache_alloc(c));
+		ck_assert_int_eq(kmem_cache_verify(c), 0);
+		for (size_t i = 0; i < n; i += 2)
+			ck_assert_int_eq(kmem_cache_free_checked(c, objs[i]), 0);
+		for (size_t i = 0; i < n; i++) {
+			ck_assert_int_eq(kmem_obj_info(objs[i], &info), 0);
+			ck_assert_int_eq(info.allocated, i % 2);
+			if (i % 2 == 0)	/* freed: refused, nothing changes */
+				ck_assert_int_eq(kmem_cache_free_checked(c, objs[i]), -EINVAL);
+		}
+		ck_assert_int_eq(kmem_cache_verify(c), 0);
+		for (size_t i = 1; i < n; i += 2)
+			ck_assert_int_eq(kmem_cache_free_checked(c, objs[i]), 0);
+		drain(c);
+		kmem_cache_stats(c, &st);
+		ck_assert_uint_eq(st.slabs, 0);
+		kmem_cache_destroy(c);
+	}
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
 START_TEST(test_many_objects)
 {
 	struct kmem_cache *c = kmem_cache_create("many", 48, 0, 0);
@@ -404,6 +452,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_create_args);
 	tcase_add_test(tc, test_alloc_free_sizes);
 	tcase_add_test(tc, test_bad_frees);
+	tcase_add_test(tc, test_bitmap_places);
 	tcase_add_test(tc, test_many_objects);
 	tcase_add_test(tc, test_cross_thread_and_exit);
 	tcase_add_test(tc, test_contention_grows_magazines);
