@@ -148,7 +148,11 @@
  *    threads used ~10% less CPU (0.42 -> 0.38 s user, medians of 6; 1 thread: no
  *    difference). The key alone misses a free of a slot that was never allocated:
  *    such a slot would go to a magazine and could be handed out twice before the
- *    magazine's return to its slab reports it, and bad frees must never corrupt.
+ *    magazine's return to its slab reports it, and bad frees must never corrupt. For
+ *    blocks of 256 bytes and more the bitmap is in the bitmap table (slab.c, section
+ *    1), one line per 8 to 32 slabs instead of a line on a page of each slab:
+ *    memdesc-mtwork 4 x 300,000 under cachegrind, last-level read misses 1.16M ->
+ *    0.52M; 4 x 2,000,000, user time 0.66 -> 0.63 s (medians of 9).
  *    realloc that leaves a block as it is (md_realloc_fast: the class or the pages
  *    still fit, nothing to give back) runs the same checks in the same bare section
  *    and returns the pointer: a buffer grown a little at a time mostly does that
