@@ -141,6 +141,8 @@ static void mdt_exec_self(const char *opts, const char *const *args, size_t as_b
 		argv[2 + i] = (char *)args[i];
 	argv[2 + i] = NULL;
 	dup2(fd, STDERR_FILENO);
+	/* The child's options are @opts alone (the valgrind runs set MEMDESC_LIMIT). */
+	unsetenv("MEMDESC_LIMIT");
 	setenv("MEMDESC_OPTIONS", opts, 1);
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0)
