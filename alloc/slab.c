@@ -531,15 +531,18 @@ void kmem__slab_free_batch(struct kmem_cache *c, void **objs, unsigned int n)
 
 /*
  * Free the empty slabs not needed since the last reap (all: every empty slab), oldest
- * first; @extra more: slabs that the depot reap has just emptied.
+ * first; and the slabs the depot reap has just emptied: those beyond the @before
+ * empty slabs there were before it (SIZE_MAX: none). Counted under the same lock
+ * round trip that frees them.
  */
-static void kmem_slab_reap(struct kmem_cache *c, bool all, size_t extra)
+static void kmem_slab_reap(struct kmem_cache *c, bool all, size_t before)
 {
 	struct slab *dead = NULL;
-	size_t count;
+	size_t count, now;
 
 	pthread_mutex_lock(&c->c_lock);
-	count = all ? c->c_nr[KMEM_LIST_EMPTY] : c->c_empty_min + extra;
+	now = c->c_nr[KMEM_LIST_EMPTY];
+	count = all ? now : c->c_empty_min + (now > before ? now - before : 0);
 	while (count-- && c->c_lists[KMEM_LIST_EMPTY]) {
 		struct slab *old = c->c_lists[KMEM_LIST_EMPTY];
 
@@ -668,7 +671,7 @@ void kmem_cache_destroy(struct kmem_cache *c)
 		kmem__cache_id_put(c);
 	}
 	kmem__depot_drain(c);
-	kmem_slab_reap(c, true, 0);
+	kmem_slab_reap(c, true, SIZE_MAX);
 	pthread_mutex_lock(&c->c_lock);
 	inuse = c->c_inuse;
 	pthread_mutex_unlock(&c->c_lock);
@@ -702,17 +705,15 @@ const char *kmem_cache_name(const struct kmem_cache *c)
 
 void kmem_cache_reap(struct kmem_cache *c)
 {
-	size_t before, after;
+	size_t before = SIZE_MAX;
 
-	pthread_mutex_lock(&c->c_lock);
-	before = c->c_nr[KMEM_LIST_EMPTY];
-	pthread_mutex_unlock(&c->c_lock);
-	if (c->c_id >= 0)
+	if (c->c_id >= 0) {
+		pthread_mutex_lock(&c->c_lock);
+		before = c->c_nr[KMEM_LIST_EMPTY];
+		pthread_mutex_unlock(&c->c_lock);
 		kmem__depot_reap(c);
-	pthread_mutex_lock(&c->c_lock);
-	after = c->c_nr[KMEM_LIST_EMPTY];
-	pthread_mutex_unlock(&c->c_lock);
-	kmem_slab_reap(c, false, after > before ? after - before : 0);
+	}
+	kmem_slab_reap(c, false, before);
 #ifdef MEMDESC_DEBUG
 	/* Safe under concurrency: the walk holds the cache's locks. */
 	if (kmem_cache_verify(c))
@@ -725,6 +726,30 @@ void kmem_reap_all(void)
 	pthread_mutex_lock(&kmem_list_lock);
 	for (struct kmem_cache *c = kmem_caches; c; c = c->c_next)
 		kmem_cache_reap(c);
+	pthread_mutex_unlock(&kmem_list_lock);
+}
+
+/*
+ * Every depot magazine and every empty slab of each cache, in one pass, with two lock
+ * round trips per cache where two kmem_reap_all() in a row (no activity between) take
+ * eight. Slabs that become empty only after their cache's turn (another cache freeing
+ * magazines or slab descriptors into it) wait for the next reap or drain; two reaps
+ * free some of those, so the two are not interchangeable where the exact layout left
+ * matters (md_malloc_trim keeps the two reaps). The working-set minimums end at the
+ * counts left.
+ */
+void kmem_drain_all(void)
+{
+	pthread_mutex_lock(&kmem_list_lock);
+	for (struct kmem_cache *c = kmem_caches; c; c = c->c_next) {
+		if (c->c_id >= 0)
+			kmem__depot_drain(c);
+		kmem_slab_reap(c, true, SIZE_MAX);
+#ifdef MEMDESC_DEBUG
+		if (kmem_cache_verify(c))
+			md__panic("kmem_drain_all: cache %s fails verification", c->c_name);
+#endif
+	}
 	pthread_mutex_unlock(&kmem_list_lock);
 }
 

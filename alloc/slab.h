@@ -124,6 +124,12 @@ void kmem_cache_reap(struct kmem_cache *cache);
 /** kmem_reap_all() - kmem_cache_reap() on every cache. */
 void kmem_reap_all(void);
 /**
+ * kmem_drain_all() - give back every depot magazine and every empty slab of every
+ * cache, in one pass (cheaper than two kmem_reap_all(); slabs emptied by a later
+ * cache's turn stay until the next reap). The magazines loaded in threads stay.
+ */
+void kmem_drain_all(void);
+/**
  * kmem_thread_flush() - return the calling thread's magazines to the depots (as at
  * thread exit).
  */

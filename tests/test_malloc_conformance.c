@@ -580,6 +580,63 @@ START_TEST(test_api)
 END_TEST
 
 /*
+ * The large-block cache picks by page count (md_malloc.c, "the cache of freed large
+ * blocks"; the count is a word of the cached block): blocks of 72, 66 and 65 pages
+ * share a bucket (65..72 pages) and are cached in that order, 65 on top. A request for
+ * 70 pages passes over 65 and 66 and gets the block of 72; then one for 66 gets the
+ * 66. Each block taken leaves the cache by exactly its own pages, and the cache
+ * verifies. (Sizes keep 100 bytes of slack in their last page for guard=1's trailer.)
+ */
+static size_t lc_bytes(size_t pages)
+{
+	return (pages - 1) * 4096 + 100;
+}
+
+static size_t lc_cached(void)
+{
+	struct md_malloc_stats st;
+
+	md_malloc_stats(&st);
+	return st.large_cached;
+}
+
+START_TEST(test_large_cache_by_pages)
+{
+	static const size_t pages[3] = { 72, 66, 65 };
+	unsigned char *p[3], *q, *r;
+
+	md_malloc_trim(0);
+	for (int i = 0; i < 3; i++) {
+		p[i] = md_malloc(lc_bytes(pages[i]));
+		ck_assert_ptr_nonnull(p[i]);
+		memset(p[i], 0x11 * (i + 1), lc_bytes(pages[i]));
+	}
+	/*
+	 * A reclaim the page allocator asked for while these took fresh pages would shed
+	 * the cache at the next malloc: take the request here.
+	 */
+	(void)memdesc_reclaim_due();
+	for (int i = 0; i < 3; i++)
+		md_free(p[i]);
+	ck_assert_uint_eq(lc_cached(), (72 + 66 + 65) * 4096);
+	ck_assert_int_eq(md_malloc_verify(), 0);
+	q = md_malloc(lc_bytes(70));
+	ck_assert_ptr_eq(q, p[0]);
+	ck_assert_uint_eq(lc_cached(), (66 + 65) * 4096);
+	q[lc_bytes(70) - 1] = 1;
+	r = md_malloc(lc_bytes(66));
+	ck_assert_ptr_eq(r, p[1]);
+	ck_assert_uint_eq(lc_cached(), 65 * 4096);
+	ck_assert_int_eq(md_malloc_verify(), 0);
+	md_free(q);
+	md_free(r);
+	ck_assert_uint_eq(lc_cached(), (72 + 66 + 65) * 4096);
+	ck_assert_int_eq(md_malloc_verify(), 0);
+	md_malloc_trim(0);
+}
+END_TEST
+
+/*
  * The cache of freed large blocks is emptied when the heap must grow (md_malloc.c,
  * "the cache of freed large blocks"): 64 blocks of 40..292 KiB (about 10.6 MiB) are
  * freed, the cache keeps an eighth of the arena of them (its bound is at least 1 MiB,
@@ -712,6 +769,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_api, 0, (int)NWORKLOADS);
 	tcase_add_test(tc, test_realloc_in_place);
+	tcase_add_test(tc, test_large_cache_by_pages);
 	tcase_add_test(tc, test_large_cache_reclaimed);
 	tcase_add_test(tc, test_reclaim_before_growing);
 	suite_add_tcase(s, tc);

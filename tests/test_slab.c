@@ -443,6 +443,45 @@ START_TEST(test_cache_ids)
 }
 END_TEST
 
+/*
+ * kmem_drain_all() in one pass: every depot magazine and every empty slab of a cache
+ * go, after a reap just before (whose working-set minimums would keep them from one
+ * more reap), and the cache keeps working.
+ */
+START_TEST(test_drain_all)
+{
+	enum { N = 2000 };
+	struct kmem_cache *c = kmem_cache_create("drain", 96, 0, 0);
+	static void *obj[N];
+	struct kmem_cache_stats st;
+
+	ck_assert_ptr_nonnull(c);
+	for (int i = 0; i < N; i++) {
+		obj[i] = kmem_cache_alloc(c);
+		ck_assert_ptr_nonnull(obj[i]);
+	}
+	for (int i = 0; i < N; i++)
+		kmem_cache_free(c, obj[i]);
+	kmem_thread_flush();
+	kmem_cache_stats(c, &st);
+	ck_assert_uint_gt(st.objs_depot, 0);
+	kmem_cache_reap(c);	/* sets the minimums: a second reap would be needed */
+	kmem_drain_all();
+	kmem_cache_stats(c, &st);
+	ck_assert_uint_eq(st.objs_depot, 0);
+	ck_assert_uint_eq(st.slabs_empty, 0);
+	ck_assert_uint_eq(st.slabs, 0);
+	ck_assert_uint_eq(st.objs_slab_inuse, 0);
+	ck_assert_int_eq(kmem_cache_verify(c), 0);
+	obj[0] = kmem_cache_alloc(c);
+	ck_assert_ptr_nonnull(obj[0]);
+	kmem_cache_free(c, obj[0]);
+	drain(c);
+	kmem_cache_destroy(c);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
 static Suite *slab_suite(void)
 {
 	Suite *s = suite_create("slab");
@@ -457,6 +496,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_cross_thread_and_exit);
 	tcase_add_test(tc, test_contention_grows_magazines);
 	tcase_add_test(tc, test_typesafe_and_reap);
+	tcase_add_test(tc, test_drain_all);
 	tcase_add_test(tc, test_destroy_with_objects);
 	tcase_add_test(tc, test_cache_ids);
 	suite_add_tcase(s, tc);
