@@ -580,6 +580,53 @@ START_TEST(test_api)
 END_TEST
 
 /*
+ * A small aligned block comes from the smallest class >= n that is a multiple of the
+ * alignment (md_malloc.c, section 3; computed as the class of n rounded up to it):
+ * checked against the classes themselves, learned from malloc's usable sizes, for
+ * every alignment from 32 to 4096 and sizes over the whole small range. (guard=1
+ * makes usable sizes the size asked for: then only the alignment is checked.)
+ */
+START_TEST(test_aligned_small_class)
+{
+	static size_t cls[2100];
+	size_t ncls = 0;
+	void *g = md_malloc(1);
+	bool guard;
+
+	ck_assert_ptr_nonnull(g);
+	guard = md_malloc_usable_size(g) == 1;
+	md_free(g);
+	for (size_t n = 16; n <= 32768; n += 16) {
+		void *p = md_malloc(n);
+		size_t u;
+
+		ck_assert_ptr_nonnull(p);
+		u = md_malloc_usable_size(p);
+		md_free(p);
+		if (!ncls || cls[ncls - 1] != u)
+			cls[ncls++] = u;
+	}
+	for (size_t a = 32; a <= 4096; a *= 2) {
+		for (size_t n = 0; n <= 32768; n += n < 600 ? 1 : 97) {
+			size_t want = 0;
+			void *p = md_aligned_alloc(a, n);
+
+			ck_assert_ptr_nonnull(p);
+			ck_assert_uint_eq((uintptr_t)p % a, 0);
+			for (size_t i = 0; i < ncls && !want; i++)
+				if (cls[i] >= n && cls[i] % a == 0)
+					want = cls[i];
+			if (!guard)
+				ck_assert_msg(md_malloc_usable_size(p) == want,
+					      "aligned_alloc(%zu, %zu): usable %zu, want %zu", a, n,
+					      md_malloc_usable_size(p), want);
+			md_free(p);
+		}
+	}
+}
+END_TEST
+
+/*
  * The large-block cache picks by page count (md_malloc.c, "the cache of freed large
  * blocks"; the count is a word of the cached block): blocks of 72, 66 and 65 pages
  * share a bucket (65..72 pages) and are cached in that order, 65 on top. A request for
@@ -769,6 +816,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_api, 0, (int)NWORKLOADS);
 	tcase_add_test(tc, test_realloc_in_place);
+	tcase_add_test(tc, test_aligned_small_class);
 	tcase_add_test(tc, test_large_cache_by_pages);
 	tcase_add_test(tc, test_large_cache_reclaimed);
 	tcase_add_test(tc, test_reclaim_before_growing);
