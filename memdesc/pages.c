@@ -296,18 +296,77 @@ void md__thread_register(void);
 #define MD_DIRTY_SLOTS 1024
 #define MD_DIRTY_MIN_PAGES 512		/* 2 MiB */
 #define MD_DIRTY_SCAN 256		/* entries scanned for reuse */
+#define MD_DIRTY_FILTER_BITS 11		/* counters per edge filter: 2048 */
 
 struct md_range {
 	unsigned long pfn;
 	size_t n;
 };
 
+/*
+ * The edge filters: counters, by a hash of the pfn, of the ranges on the list that
+ * start (fstart) and that end (fend, the pfn after the last) there. A zero counter
+ * says no range on the list has that edge, so a freed range with no dirty neighbour
+ * (most of them: 2,295 of 3,001 in memdesc-mtwork 4 x 300,000, 5,109 of 8,100 in
+ * mt_alloc) skips the scan of up to MD_DIRTY_SCAN ranges for one, and a scan stops
+ * once it has the neighbours that may exist; a nonzero counter may be another pfn's
+ * (the scan then finds nothing, as before). Updated with the list, under its lock.
+ */
 static struct {
 	pthread_mutex_t lock;
 	size_t n;				/* ranges, oldest first */
 	size_t pages;				/* pages in them */
 	struct md_range r[MD_DIRTY_SLOTS];
+	uint16_t fstart[1u << MD_DIRTY_FILTER_BITS];
+	uint16_t fend[1u << MD_DIRTY_FILTER_BITS];
 } md_dirty = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static inline unsigned int md_edge_hash(unsigned long pfn)
+{
+	return (unsigned int)((pfn * 0x9e3779b97f4a7c15ul) >> (64 - MD_DIRTY_FILTER_BITS));
+}
+
+/* Count range @r in (@d = 1) or out of (@d = -1) the edge filters; md_dirty.lock held. */
+static inline void md_edges(const struct md_range *r, int d)
+{
+	md_dirty.fstart[md_edge_hash(r->pfn)] += (uint16_t)d;
+	md_dirty.fend[md_edge_hash(r->pfn + r->n)] += (uint16_t)d;
+}
+
+/*
+ * The edge filters count exactly the ranges on the list: every range's two edges are
+ * counted and each filter's counters add up to the number of ranges. md_dirty.lock
+ * held. Return: 0 or -EINVAL (reported).
+ */
+static int md_dirty_edges_verify(void)
+{
+	size_t ns = 0, ne = 0;
+
+	for (size_t i = 0; i < md_dirty.n; i++) {
+		if (!md_dirty.fstart[md_edge_hash(md_dirty.r[i].pfn)] ||
+		    !md_dirty.fend[md_edge_hash(md_dirty.r[i].pfn + md_dirty.r[i].n)]) {
+			md__report("memdesc_verify: dirty range at pfn %lu is not in the edge "
+				   "filters", md_dirty.r[i].pfn);
+			return -EINVAL;
+		}
+	}
+	for (size_t h = 0; h < (1u << MD_DIRTY_FILTER_BITS); h++) {
+		ns += md_dirty.fstart[h];
+		ne += md_dirty.fend[h];
+	}
+	if (ns != md_dirty.n || ne != md_dirty.n) {
+		md__report("memdesc_verify: edge filters count %zu and %zu ranges, the dirty "
+			   "list holds %zu", ns, ne, md_dirty.n);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* May a range on the list start (@end false) or end (@end true) at @pfn? */
+static inline bool md_edge_maybe(unsigned long pfn, bool end)
+{
+	return (end ? md_dirty.fend : md_dirty.fstart)[md_edge_hash(pfn)] != 0;
+}
 
 static atomic_long md_dirty_pages;
 static atomic_long md_split_held;
@@ -372,8 +431,10 @@ static size_t md_dirty_evict_locked(struct md_range *out, size_t max_pages, size
 {
 	size_t k = 0, pages = md_dirty.pages;
 
-	while (k < md_dirty.n && (pages > max_pages || md_dirty.n - k > max_n))
+	while (k < md_dirty.n && (pages > max_pages || md_dirty.n - k > max_n)) {
+		md_edges(&md_dirty.r[k], -1);
 		pages -= md_dirty.r[k++].n;
+	}
 	memcpy(out, md_dirty.r, k * sizeof(md_dirty.r[0]));
 	memmove(md_dirty.r, md_dirty.r + k, (md_dirty.n - k) * sizeof(md_dirty.r[0]));
 	md_dirty.n -= k;
@@ -386,6 +447,7 @@ static struct md_range md_dirty_remove_locked(size_t i)
 {
 	struct md_range r = md_dirty.r[i];
 
+	md_edges(&r, -1);
 	md_dirty.pages -= r.n;
 	md_dirty.n--;
 	memmove(&md_dirty.r[i], &md_dirty.r[i + 1], (md_dirty.n - i) * sizeof(r));
@@ -400,7 +462,11 @@ static struct md_range md_dirty_remove_locked(size_t i)
 static void md_dirty_neighbours_locked(unsigned long pfn, size_t n, struct md_range *left,
 				       struct md_range *right)
 {
+	bool want_left = md_edge_maybe(pfn, true), want_right = md_edge_maybe(pfn + n, false);
+
 	left->n = right->n = 0;
+	if (!want_left && !want_right)
+		return;
 	for (size_t i = md_dirty.n, scanned = 0; i-- > 0 && scanned < MD_DIRTY_SCAN; scanned++) {
 		struct md_range *r = &md_dirty.r[i];
 		bool is_left = r->pfn + r->n == pfn, is_right = r->pfn == pfn + n;
@@ -408,7 +474,7 @@ static void md_dirty_neighbours_locked(unsigned long pfn, size_t n, struct md_ra
 		if ((!is_left || left->n) && (!is_right || right->n))
 			continue;
 		*(is_left ? left : right) = md_dirty_remove_locked(i);
-		if (left->n && right->n)
+		if ((left->n || !want_left) && (right->n || !want_right))
 			break;
 	}
 }
@@ -485,6 +551,7 @@ static void md_dirty_put(unsigned long pfn, size_t npages)
 			k += md_dirty_evict_locked(md_evict + k, SIZE_MAX, MD_DIRTY_SLOTS / 2);
 	}
 	for (size_t i = 0; i < cnt; i++) {
+		md_edges(&in[i], 1);
 		md_dirty.r[md_dirty.n++] = in[i];
 		md_dirty.pages += in[i].n;
 		added += in[i].n;
@@ -619,7 +686,7 @@ static bool md_dirty_claim(unsigned long pfn, size_t npages, size_t more)
 	if (!atomic_load_explicit(&md_dirty_pages, memory_order_relaxed))
 		return false;
 	pthread_mutex_lock(&md_dirty.lock);
-	for (size_t i = md_dirty.n; i-- > 0;) {
+	for (size_t i = md_edge_maybe(pfn + npages, false) ? md_dirty.n : 0; i-- > 0;) {
 		if (md_dirty.r[i].pfn != pfn + npages)
 			continue;
 		if (md_dirty.r[i].n >= more) {
@@ -1536,6 +1603,8 @@ int pages__verify(void)
 				   md_dirty.pages);
 			bad = 1;
 		}
+		if (md_dirty_edges_verify())
+			bad = 1;
 	}
 	pthread_mutex_unlock(&md_dirty.lock);
 	if (vmem_check(md_phys.page_arena) || vmem_check(md_phys.os_arena))

@@ -671,6 +671,75 @@ START_TEST(test_dirty_coalesce)
 END_TEST
 
 /*
+ * A range freed between two dirty ones joins both, with other ranges on the list
+ * before and after them, whichever neighbour was freed last (the edge filters,
+ * pages.c section 3: the scan stops early only when the filter says the other
+ * neighbour is not there), and the 40 others, freed between live blocks, stay apart.
+ */
+START_TEST(test_dirty_coalesce_among_others)
+{
+	enum { NOTHER = 40 };
+	struct folio *f, *g, *h, *k, *x, *a[NOTHER], *b[NOTHER];
+	struct memdesc_stats st, st0;
+	unsigned long pfn;
+
+	for (int h_first = 0; h_first < 2; h_first++) {
+		memdesc_purge();
+		f = folio_alloc_pages(51);
+		ck_assert_ptr_nonnull(f);
+		pfn = folio_pfn(f);
+		ck_assert_int_eq(folio_resize(f, 16), 0);
+		g = folio_alloc_pages(16);
+		h = folio_alloc_pages(16);
+		k = folio_alloc_pages(3);		/* live, right after h */
+		ck_assert_ptr_nonnull(g);
+		ck_assert_ptr_nonnull(h);
+		ck_assert_ptr_nonnull(k);
+		ck_assert_uint_eq(folio_pfn(g), pfn + 16);
+		ck_assert_uint_eq(folio_pfn(h), pfn + 32);
+		ck_assert_uint_eq(folio_pfn(k), pfn + 48);
+		for (int i = 0; i < NOTHER; i++) {
+			b[i] = folio_alloc_pages(3);
+			a[i] = folio_alloc_pages(2);
+			ck_assert_ptr_nonnull(a[i]);
+			ck_assert_ptr_nonnull(b[i]);
+		}
+		for (int i = 0; i < NOTHER / 2; i++)
+			folio_put(a[i]);
+		folio_put(h_first ? h : f);
+		folio_put(h_first ? f : h);
+		for (int i = NOTHER / 2; i < NOTHER; i++)
+			folio_put(a[i]);
+		memdesc_stats(&st);
+		ck_assert_uint_eq(st.pages_dirty, 32 + 2 * NOTHER);
+		ck_assert_int_eq(memdesc_verify(), 0);
+		folio_put(g);				/* joins f's and h's ranges */
+		ck_assert_int_eq(memdesc_verify(), 0);
+		memdesc_stats(&st0);
+		x = folio_alloc_pages(48);
+		ck_assert_ptr_nonnull(x);
+		ck_assert_uint_eq(folio_pfn(x), pfn);	/* the joined range, exactly */
+		memdesc_stats(&st);
+		ck_assert_uint_eq(st.pages_dirty, 2 * NOTHER);
+		ck_assert_uint_eq(st.pages_arena_alloc, st0.pages_arena_alloc);
+		for (int i = 0; i < NOTHER; i++) {	/* the others: still 2 pages each */
+			a[i] = folio_alloc_pages(2);
+			ck_assert_ptr_nonnull(a[i]);
+		}
+		memdesc_stats(&st);
+		ck_assert_uint_eq(st.pages_dirty, 0);
+		for (int i = 0; i < NOTHER; i++) {
+			folio_put(a[i]);
+			folio_put(b[i]);
+		}
+		folio_put(x);
+		folio_put(k);
+		ck_assert_int_eq(memdesc_verify(), 0);
+	}
+}
+END_TEST
+
+/*
  * An aligned request is carved from a dirty range that does not start aligned, at its
  * last aligned window (the front stays for the block before it to grow into).
  */
@@ -806,6 +875,7 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_folio_resize);
 	tcase_add_test(tc, test_pcache_and_purge);
 	tcase_add_test(tc, test_dirty_coalesce);
+	tcase_add_test(tc, test_dirty_coalesce_among_others);
 	tcase_add_test(tc, test_dirty_aligned_inside);
 	tcase_add_test(tc, test_dirty_whole_chunk_kept);
 	tcase_add_test(tc, test_chunks_released);
