@@ -632,29 +632,60 @@ static size_t md_carve_off(const struct md_range *c, size_t npages, size_t align
 }
 
 /*
+ * The index of the range md_dirty_take() wants among the newest MD_DIRTY_SCAN (SIZE_MAX
+ * if none): the newest of exactly @npages that holds them at @align, else the
+ * smallest (the newest of those) that holds them. Without alignment (large blocks:
+ * the common case) a loop of its own that reads only the page counts: it runs under
+ * the list's lock over up to 256 ranges, and was the last scan of the list on the
+ * page allocator's paths (memdesc-mtwork 4 x 300,000: 3,300 scans of 143 ranges on
+ * average). Caller holds md_dirty.lock.
+ */
+static size_t md_dirty_best_locked(size_t npages, size_t align)
+{
+	size_t lo = md_dirty.n > MD_DIRTY_SCAN ? md_dirty.n - MD_DIRTY_SCAN : 0;
+	size_t best = SIZE_MAX, bestn = SIZE_MAX;
+
+	if (align == 1) {
+		for (size_t i = md_dirty.n; i-- > lo;) {
+			size_t cn = md_dirty.r[i].n;
+
+			if (cn < npages || cn >= bestn)
+				continue;
+			best = i;
+			bestn = cn;
+			if (cn == npages)
+				break;
+		}
+		return best;
+	}
+	for (size_t i = md_dirty.n; i-- > lo;) {
+		const struct md_range *c = &md_dirty.r[i];
+
+		if (md_carve_off(c, npages, align) == SIZE_MAX)
+			continue;
+		if (c->n == npages)
+			return i;
+		if (c->n < bestn) {
+			best = i;
+			bestn = c->n;
+		}
+	}
+	return best;
+}
+
+/*
  * Reuse a dirty range: one of exactly @npages at a multiple of @align (newest first),
  * else the smallest larger one that holds such a window (md_carve_off), carved.
  */
 static bool md_dirty_take(size_t npages, size_t align, unsigned long *pfnp)
 {
-	size_t best = SIZE_MAX;
+	size_t best;
 	struct md_range r;
 
 	if (!atomic_load_explicit(&md_dirty_pages, memory_order_relaxed))
 		return false;
 	pthread_mutex_lock(&md_dirty.lock);
-	for (size_t i = md_dirty.n, scanned = 0; i-- > 0 && scanned < MD_DIRTY_SCAN; scanned++) {
-		const struct md_range *c = &md_dirty.r[i];
-
-		if (md_carve_off(c, npages, align) == SIZE_MAX)
-			continue;
-		if (c->n == npages) {
-			best = i;
-			break;
-		}
-		if (best == SIZE_MAX || c->n < md_dirty.r[best].n)
-			best = i;
-	}
+	best = md_dirty_best_locked(npages, align);
 	if (best == SIZE_MAX) {
 		pthread_mutex_unlock(&md_dirty.lock);
 		return false;

@@ -740,6 +740,60 @@ START_TEST(test_dirty_coalesce_among_others)
 END_TEST
 
 /*
+ * Reuse from the dirty list (pages.c md_dirty_take): a range of exactly the size asked
+ * for, else the smallest that holds it (carved at its front), else none (fresh pages
+ * from the arena). Dirty ranges of 10, 6 and 8 pages, freed between live blocks (the
+ * last one ends its run: a 1-page piece of it is all that may join the arena after).
+ */
+START_TEST(test_dirty_best_fit)
+{
+	static const size_t sz[3] = { 10, 6, 8 };
+	struct folio *d[3], *live[4], *x, *y, *z;
+	struct memdesc_stats a, b;
+	unsigned long pfn[3];
+
+	memdesc_purge();
+	/* Laid out in order by carving the dirty tail of one block: 2 + 10 + 2 + 6 + 2 + 8. */
+	live[0] = folio_alloc_pages(30);
+	ck_assert_ptr_nonnull(live[0]);
+	ck_assert_int_eq(folio_resize(live[0], 2), 0);
+	for (int i = 0; i < 3; i++) {
+		d[i] = folio_alloc_pages(sz[i]);
+		ck_assert_ptr_nonnull(d[i]);
+		live[i + 1] = i < 2 ? folio_alloc_pages(2) : NULL;
+		ck_assert(i == 2 || live[i + 1]);
+	}
+	ck_assert_uint_eq(folio_pfn(d[2]), folio_pfn(live[0]) + 22);
+	for (int i = 0; i < 3; i++) {
+		pfn[i] = folio_pfn(d[i]);
+		folio_put(d[i]);
+	}
+	memdesc_stats(&a);
+	ck_assert_uint_eq(a.pages_dirty, 24);
+	x = folio_alloc_pages(7);		/* the 8, carved: 1 page stays */
+	y = folio_alloc_pages(6);		/* the 6, exactly */
+	ck_assert_ptr_nonnull(x);
+	ck_assert_ptr_nonnull(y);
+	ck_assert_uint_eq(folio_pfn(x), pfn[2]);
+	ck_assert_uint_eq(folio_pfn(y), pfn[1]);
+	memdesc_stats(&b);
+	ck_assert_uint_eq(b.pages_dirty, 11);
+	ck_assert_uint_eq(b.pages_arena_alloc, a.pages_arena_alloc);
+	z = folio_alloc_pages(12);		/* held by none: fresh */
+	ck_assert_ptr_nonnull(z);
+	memdesc_stats(&b);
+	ck_assert_uint_eq(b.pages_dirty, 11);
+	ck_assert_uint_eq(b.pages_arena_alloc, a.pages_arena_alloc + 12);
+	folio_put(x);
+	folio_put(y);
+	folio_put(z);
+	for (int i = 0; i < 3; i++)
+		folio_put(live[i]);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+/*
  * An aligned request is carved from a dirty range that does not start aligned, at its
  * last aligned window (the front stays for the block before it to grow into).
  */
@@ -876,6 +930,7 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_pcache_and_purge);
 	tcase_add_test(tc, test_dirty_coalesce);
 	tcase_add_test(tc, test_dirty_coalesce_among_others);
+	tcase_add_test(tc, test_dirty_best_fit);
 	tcase_add_test(tc, test_dirty_aligned_inside);
 	tcase_add_test(tc, test_dirty_whole_chunk_kept);
 	tcase_add_test(tc, test_chunks_released);
