@@ -319,13 +319,17 @@ void memdesc_stats(struct memdesc_stats *st);
 void memdesc_purge(void);
 
 /**
- * memdesc_reclaim_due() - 1 if the client should now give back the memory it keeps
- * idle (magazines, empty slabs), and forget the request (else 0): 1 at most once per
- * reclaim step (pages.c section 3, "reclaim before growing"), after the page
- * allocator had to take fresh pages from the arena. Context: one relaxed load when
- * false; lock-free.
+ * memdesc_reclaim_due() - what the client should now give back of the memory it keeps
+ * idle, and forget the requests: 0, or MEMDESC_RECLAIM_* bits (pages.c section 3,
+ * "reclaim before growing"). GREW: the page allocator took fresh pages from the arena
+ * since the last call (freed blocks the client caches would have served). CACHES:
+ * magazines and empty slabs, at most once per reclaim step: fresh pages after enough
+ * traffic, or more freed objects in depot magazines than the idle bound.
+ * Context: one relaxed load when 0; lock-free.
  */
-int memdesc_reclaim_due(void);
+#define MEMDESC_RECLAIM_CACHES 1u	/* give back magazines and empty slabs */
+#define MEMDESC_RECLAIM_GREW 2u		/* fresh pages were taken: give back cached blocks */
+unsigned int memdesc_reclaim_due(void);
 
 /**
  * memdesc_dirty_room() - how many more freed pages the page allocator keeps resident

@@ -772,6 +772,83 @@ START_TEST(test_reclaim_before_growing)
 }
 END_TEST
 
+/*
+ * Cached large blocks go back to the page allocator as soon as the heap takes fresh
+ * pages, before any traffic bound (md_malloc.c md_reclaim_maybe, MEMDESC_RECLAIM_GREW),
+ * and whichever entry point allocates (calloc too): 4 freed blocks of 100 KiB sit in
+ * the large-block cache; 64 calloc'ed blocks of 3000 bytes then need slabs, and the
+ * cache is empty afterwards although far less than 1 MiB went through the allocator.
+ */
+START_TEST(test_large_cache_shed_on_growth)
+{
+	enum { NLARGE = 4, NSMALL = 64 };
+	struct md_malloc_stats m0, m1;
+	void *p[NLARGE], *small[NSMALL];
+
+	md_malloc_trim(0);
+	for (int i = 0; i < NLARGE; i++) {
+		p[i] = md_malloc(100 << 10);
+		ck_assert_ptr_nonnull(p[i]);
+		memset(p[i], 1, 100 << 10);
+	}
+	for (int i = 0; i < NLARGE; i++)
+		md_free(p[i]);
+	md_malloc_stats(&m0);
+	ck_assert_uint_ge(m0.large_cached, 3 * (100 << 10));
+	for (int i = 0; i < NSMALL; i++) {
+		small[i] = md_calloc(1, 3000);
+		ck_assert_ptr_nonnull(small[i]);
+		ck_assert_uint_eq(((unsigned char *)small[i])[2999], 0);
+	}
+	md_malloc_stats(&m1);
+	ck_assert_uint_eq(m1.large_cached, 0);
+	for (int i = 0; i < NSMALL; i++)
+		md_free(small[i]);
+	ck_assert_int_eq(md_malloc_verify(), 0);
+	md_malloc_trim(0);
+}
+END_TEST
+
+/*
+ * Freed small blocks do not pile up in the depots (slab_mag.c, kmem_depot_bytes): 8 MiB
+ * of 2000-byte blocks freed at once is more idle memory than the page allocator allows
+ * (max(1 MiB, an eighth of the arena)), so the next allocation reclaims them without
+ * waiting for the heap to grow: the depots hold none of them afterwards, and the slabs
+ * only what the thread's own two magazines hold.
+ */
+START_TEST(test_depot_bounded)
+{
+	enum { NSMALL = 4096 };
+	static void *small[NSMALL];
+	struct md_malloc_stats m0, m1;
+	void *q;
+
+	md_malloc_trim(0);
+	for (int i = 0; i < NSMALL; i++) {
+		small[i] = md_malloc(2000);
+		ck_assert_ptr_nonnull(small[i]);
+		memset(small[i], 2, 2000);
+	}
+	/* Whatever reclaim the growth asked for happens here, before the frees. */
+	q = md_malloc(40000);
+	ck_assert_ptr_nonnull(q);
+	md_free(q);
+	for (int i = 0; i < NSMALL; i++)
+		md_free(small[i]);
+	md_malloc_stats(&m0);
+	ck_assert_uint_ge(m0.small_in_depot, 4 * MiB);
+	/* A large block the cache cannot serve: the general path, whatever the magazines hold. */
+	q = md_malloc(200000);
+	ck_assert_ptr_nonnull(q);
+	md_malloc_stats(&m1);
+	ck_assert_uint_eq(m1.small_in_depot, 0);
+	ck_assert_uint_lt(m1.small_in_use, m0.small_in_use / 16);
+	md_free(q);
+	ck_assert_int_eq(md_malloc_verify(), 0);
+	md_malloc_trim(0);
+}
+END_TEST
+
 #ifdef MEMDESC_FAULT_INJECTION
 /*
  * The fault-injection sweep: one run is every workload in turn, each after a
@@ -820,6 +897,8 @@ int main(void)
 	tcase_add_test(tc, test_large_cache_by_pages);
 	tcase_add_test(tc, test_large_cache_reclaimed);
 	tcase_add_test(tc, test_reclaim_before_growing);
+	tcase_add_test(tc, test_large_cache_shed_on_growth);
+	tcase_add_test(tc, test_depot_bounded);
 	suite_add_tcase(s, tc);
 #ifdef MEMDESC_FAULT_INJECTION
 	mdt_fault_add_tcase(s, test_fault);
