@@ -46,10 +46,11 @@
  *    i * class, and slabs are naturally aligned runs of pages); above that, from
  *    aligned folios. That class is the class of m = n rounded up to A (at least A):
  *    no multiple of A lies in [n, m), and m is itself a class (classes in
- *    (2^k, 2^(k+1)] step by 2^(k-3) <= A when m's class is not a multiple of A,
- *    so m, a multiple of A, is one of the steps), so one lookup, where a scan of the
- *    classes upward took ~290 instructions per aligned_alloc(4096, small). The block is then an ordinary block: free, realloc and
- *    malloc_usable_size need no record of the alignment.
+ *    (2^k, 2^(k+1)] step by 2^(k-3) <= A when m's class is not a multiple of A, so m,
+ *    a multiple of A, is one of the steps), so one lookup, where a scan of the classes
+ *    upward took ~290 instructions per aligned_alloc(4096, small). The block is then
+ *    an ordinary block: free, realloc and malloc_usable_size need no record of the
+ *    alignment.
  *
  * 4. free: finding the owner
  *    free(p) takes p to its pfn and asks pfn_to_memdesc() once: a slab (the cache must
@@ -597,8 +598,8 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
  * What it holds is resident and serves only large requests of nearly its own size, so
  * it is emptied, into the page allocator's dirty list (still resident, but joined with
  * its free neighbours and carved for any size), whenever the page allocator took fresh
- * pages (md_reclaim_maybe). The bound follows the arena (everything
- * the process holds from us: in use, cached, dirty), not the large bytes in use: an
+ * pages (md_reclaim_maybe). The bound follows the arena (everything the process holds
+ * from us: in use, cached, dirty), not the large bytes in use: an
  * eighth of the large bytes with a 256 KiB floor cost mt_alloc 10% of its time (its
  * threads free and allocate large blocks of many sizes, which then went through the
  * page map every time), and a fixed 8 MiB floor kept a small process's outgrown blocks
@@ -897,10 +898,10 @@ static inline void *md_alloc_class(unsigned int cls)
  * every cache (kmem_drain_all: what two working-set reaps with nothing between them
  * free, in one pass; memdesc-mtwork 1 x 300,000 under callgrind: 4.8M -> 2.5M
  * instructions in 53 reclaims). Not the thread's own loaded magazines, though they
- * pin a partly used slab each per class (pywork:
- * 1.7 MiB of blobs in 2.5 MiB of resident slabs through the next round; flushing
- * them saved 0.2 MiB of its peak): in gcc's cc1 every reclaim then emptied slabs that
- * were purged and faulted in again (64,600 -> 86,500 minor faults). Run at the
+ * pin a partly used slab each per class (pywork: 1.7 MiB of blobs in 2.5 MiB of
+ * resident slabs through the next round; flushing them saved 0.2 MiB of its peak): in
+ * gcc's cc1 every reclaim then emptied slabs that were purged and faulted in again
+ * (64,600 -> 86,500 minor faults). Run at the
  * start of every allocation of the general paths (md_alloc_class, md_alloc_pages):
  * malloc, calloc (pywork's bytes objects), realloc and the aligned family alike; one
  * relaxed load when nothing is due. md__enter() held, no lock.

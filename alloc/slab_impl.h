@@ -17,8 +17,8 @@
 /*
  * struct slab - one slab: a naturally aligned power-of-two run of pages carved into
  * objects, with a bitmap of allocated objects in the bitmap table or at the end of the
- * pages (kmem__bitmap). 64 bytes, from
- * kmem_slab_cache (whose own slabs are described by their first object).
+ * pages (kmem__bitmap). 64 bytes, from kmem_slab_cache (whose own slabs are described
+ * by their first object).
  */
 struct slab {
 	struct kmem_cache *s_cache;	/* owner */

@@ -833,36 +833,45 @@ static atomic_size_t md_reclaim_traffic;
 static atomic_uint md_reclaim_flags;	/* MEMDESC_RECLAIM_* not yet collected */
 static atomic_size_t md_reclaims;		/* requests made (statistics) */
 
+/* The reclaim step: an eighth of the arena, at least MD_RECLAIM_MIN_PAGES. */
+static size_t md_reclaim_step(void)
+{
+	size_t step = atomic_load_explicit(&md_phys.arena_pages, memory_order_relaxed) / 8;
+
+	return step > MD_RECLAIM_MIN_PAGES ? step : MD_RECLAIM_MIN_PAGES;
+}
+
+/* Ask the client to drain its caches, once until it collects the request. */
+static void md_reclaim_ask_caches(void)
+{
+	if (!(atomic_fetch_or_explicit(&md_reclaim_flags, MEMDESC_RECLAIM_CACHES,
+				       memory_order_relaxed) & MEMDESC_RECLAIM_CACHES))
+		atomic_fetch_add_explicit(&md_reclaims, 1, memory_order_relaxed);
+}
+
 /* @npages fresh (from the arena) or not: ask for a reclaim when one is due. */
 static void md_reclaim_count(size_t npages, bool fresh)
 {
 	size_t t = atomic_fetch_add_explicit(&md_reclaim_traffic, npages,
 					     memory_order_relaxed) + npages;
-	size_t step = atomic_load_explicit(&md_phys.arena_pages, memory_order_relaxed) / 8;
 
 	if (!fresh)
 		return;
 	if (!(atomic_load_explicit(&md_reclaim_flags, memory_order_relaxed) & MEMDESC_RECLAIM_GREW))
 		atomic_fetch_or_explicit(&md_reclaim_flags, MEMDESC_RECLAIM_GREW,
 					 memory_order_relaxed);
-	if (t < (step > MD_RECLAIM_MIN_PAGES ? step : MD_RECLAIM_MIN_PAGES))
+	if (t < md_reclaim_step())
 		return;
 	atomic_store_explicit(&md_reclaim_traffic, 0, memory_order_relaxed);
-	if (!(atomic_fetch_or_explicit(&md_reclaim_flags, MEMDESC_RECLAIM_CACHES,
-				       memory_order_relaxed) & MEMDESC_RECLAIM_CACHES))
-		atomic_fetch_add_explicit(&md_reclaims, 1, memory_order_relaxed);
+	md_reclaim_ask_caches();
 }
 
 void pages__idle_check(size_t idle_bytes)
 {
-	size_t step = atomic_load_explicit(&md_phys.arena_pages, memory_order_relaxed) / 8;
-
-	if (idle_bytes >> MEMDESC_PAGE_SHIFT <= (step > MD_RECLAIM_MIN_PAGES ? step : MD_RECLAIM_MIN_PAGES) ||
+	if (idle_bytes >> MEMDESC_PAGE_SHIFT <= md_reclaim_step() ||
 	    (atomic_load_explicit(&md_reclaim_flags, memory_order_relaxed) & MEMDESC_RECLAIM_CACHES))
 		return;
-	if (!(atomic_fetch_or_explicit(&md_reclaim_flags, MEMDESC_RECLAIM_CACHES,
-				       memory_order_relaxed) & MEMDESC_RECLAIM_CACHES))
-		atomic_fetch_add_explicit(&md_reclaims, 1, memory_order_relaxed);
+	md_reclaim_ask_caches();
 }
 
 size_t memdesc_dirty_room(void)

@@ -3,9 +3,9 @@
  * Each case runs in a forked child whose stderr is captured: the child must die of
  * SIGABRT after writing exactly one report line "memdesc: <fn>(0x<addr>): <error>...".
  * Cases: double free (first free still in a magazine; first free back in its slab;
- * large block; the old block of a realloc that moved), free of a foreign pointer (stack, libc-malloc'ed, a static), of an
- * interior pointer (small and large), realloc / malloc_usable_size / free_sized of a bad
- * pointer, and the error hook.
+ * large block; the old block of a realloc that moved), free of a foreign pointer (stack,
+ * libc-malloc'ed, a static), of an interior pointer (small and large), realloc /
+ * malloc_usable_size / free_sized of a bad pointer, and the error hook.
  */
 #include "mdt.h"
 #include "md_malloc.h"
