@@ -201,12 +201,6 @@ void pages__prune(unsigned long pfn, size_t npages);
 void pages__pcache_drain(bool exiting);
 /* Purge the dirty list entirely. */
 void pages__dirty_flush(void);
-/*
- * The slab layer holds @idle_bytes of freed objects in depot magazines: ask the
- * client for a reclaim (MEMDESC_RECLAIM_CACHES) when that is more than the idle memory
- * the page allocator allows (pages.c, section 3). Lock-free.
- */
-void pages__idle_check(size_t idle_bytes);
 /* The split record covering pfn, for folio_split(). */
 int pages__split_track(unsigned long pfn, size_t npages);
 void pages__split_untrack(unsigned long pfn, size_t npages);
