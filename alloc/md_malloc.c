@@ -893,18 +893,17 @@ static inline void *md_alloc_class(unsigned int cls)
  * After any fresh pages (MEMDESC_RECLAIM_GREW), the large-block cache, as much as the
  * dirty list takes without purging, largest blocks first (pushing it over its bound
  * would purge, and the purged pages fault again at once when the growth reuses them).
- * After enough traffic, or when the depots hold more freed objects than the idle
- * bound (MEMDESC_RECLAIM_CACHES), also every depot magazine and every empty slab of
- * every cache (kmem_drain_all: what two working-set reaps with nothing between them
- * free, in one pass; memdesc-mtwork 1 x 300,000 under callgrind: 4.8M -> 2.5M
- * instructions in 53 reclaims). Not the thread's own loaded magazines, though they
- * pin a partly used slab each per class (pywork: 1.7 MiB of blobs in 2.5 MiB of
+ * After enough traffic (MEMDESC_RECLAIM_CACHES), also every depot magazine and every
+ * empty slab of every cache (kmem_drain_all: what two working-set reaps with nothing
+ * between them free, in one pass; memdesc-mtwork 1 x 300,000 under callgrind: 4.8M ->
+ * 2.5M instructions in 53 reclaims). Not the thread's own loaded magazines, though
+ * they pin a partly used slab each per class (pywork: 1.7 MiB of blobs in 2.5 MiB of
  * resident slabs through the next round; flushing them saved 0.2 MiB of its peak): in
  * gcc's cc1 every reclaim then emptied slabs that were purged and faulted in again
- * (64,600 -> 86,500 minor faults). Run at the
- * start of every allocation of the general paths (md_alloc_class, md_alloc_pages):
- * malloc, calloc (pywork's bytes objects), realloc and the aligned family alike; one
- * relaxed load when nothing is due. md__enter() held, no lock.
+ * (64,600 -> 86,500 minor faults). Run at the start of every allocation of the general
+ * paths (md_alloc_class, md_alloc_pages): malloc, calloc (pywork's bytes objects),
+ * realloc and the aligned family alike; one relaxed load when nothing is due.
+ * md__enter() held, no lock.
  */
 static void md_reclaim_maybe(void)
 {
@@ -1114,6 +1113,31 @@ static inline uint32_t md_fmag_of(size_t size)
 	return size <= MD_SMALL_MAX ? md_fmag[md_class_calc(size)] : 0;
 }
 
+/* Hand out the top block of @m (not empty) for @size: the double-free key cleared. */
+static inline __attribute__((always_inline)) void *md_fast_pop(struct kmem_magazine *m,
+							      size_t size)
+{
+	uint64_t *p = m->m_obj[--m->m_rounds];
+
+	(void)size;		/* for valgrind builds only */
+	MD_VG_MALLOCLIKE(p, md__class_size[md_class_of(size)], 0);
+	p[1] = 0;
+	return p;
+}
+
+/* Put the freed block @p on @m (not full), with the double-free key. */
+static inline __attribute__((always_inline)) void md_fast_push(struct kmem_magazine *m,
+							      void *p)
+{
+	uint32_t n = m->m_rounds;
+
+	/* The magazine first: the key's store could alias it for the compiler. */
+	m->m_obj[n] = p;
+	m->m_rounds = n + 1;
+	((uint64_t *)p)[1] = md_dfkey ^ (uintptr_t)p;
+	MD_VG_FREELIKE(p);	/* after the key: memcheck then forbids the block */
+}
+
 /*
  * malloc of a small size served by the loaded magazine of this thread: no entry
  * section (section 7), no lock, no atomic. NULL when anything else is needed.
@@ -1123,7 +1147,6 @@ static inline __attribute__((always_inline)) void *md_malloc_fast(size_t size)
 	struct kmem_tls *t = kmem__tls;
 	struct kmem_magazine *m;
 	uint32_t mag;
-	uint64_t *p;
 
 	/*
 	 * md_fmag_tab is 0 while the fast paths may not run (md_fast_class_init), so it
@@ -1138,10 +1161,7 @@ static inline __attribute__((always_inline)) void *md_malloc_fast(size_t size)
 	m = kmem__mag_for_alloc(md_fast_cpu(t, mag));
 	if (unlikely(!m))
 		return NULL;
-	p = m->m_obj[--m->m_rounds];
-	MD_VG_MALLOCLIKE(p, md__class_size[md_class_of(size)], 0);
-	p[1] = 0;
-	return p;
+	return md_fast_pop(m, size);
 }
 
 /*
@@ -1201,13 +1221,7 @@ static inline __attribute__((always_inline)) bool md_free_fast(void *p, size_t s
 	t = kmem__tls;
 	m = t ? kmem__mag_for_free(md_fast_cpu(t, fc->mag)) : NULL;
 	if (likely(m != NULL)) {
-		uint32_t n = m->m_rounds;
-
-		/* The magazine first: the key's store could alias it for the compiler. */
-		m->m_obj[n] = p;
-		m->m_rounds = n + 1;
-		((uint64_t *)p)[1] = md_dfkey ^ (uintptr_t)p;
-		MD_VG_FREELIKE(p);	/* after the key: memcheck then forbids the block */
+		md_fast_push(m, p);
 		done = true;
 	}
 out:
@@ -1220,7 +1234,8 @@ out:
  * block of another class, with this thread's magazines only: a block popped from the
  * new class's, the contents copied, @p pushed onto its own, as malloc's and free's fast
  * paths do (the general path does the same with a second page-map walk and the entry
- * section). NULL with nothing changed when a magazine cannot serve. In the read-side
+ * section). NULL, no block moved, when a magazine cannot serve (the new class's has
+ * no block or the old class's no room: the two classes differ). In the read-side
  * section of md_realloc_fast.
  */
 static inline __attribute__((always_inline)) void *
@@ -1236,18 +1251,12 @@ md_realloc_fast_move(void *p, const struct md_fclass *fc, size_t size)
 	mq = kmem__mag_for_alloc(md_fast_cpu(t, mag));
 	if (unlikely(!mq))
 		return NULL;
-	q = mq->m_obj[--mq->m_rounds];
 	mp = kmem__mag_for_free(md_fast_cpu(t, fc->mag));
-	if (unlikely(!mp)) {
-		mq->m_rounds++;		/* q is back: its slot was not written */
+	if (unlikely(!mp))
 		return NULL;
-	}
-	MD_VG_MALLOCLIKE(q, md__class_size[md_class_of(size)], 0);
-	q[1] = 0;		/* the key, unless the copy overwrites it */
+	q = md_fast_pop(mq, size);	/* its key cleared, unless the copy overwrites it */
 	memcpy(q, p, size < fc->stride ? size : fc->stride);
-	((uint64_t *)p)[1] = md_dfkey ^ (uintptr_t)p;
-	MD_VG_FREELIKE(p);
-	mp->m_obj[mp->m_rounds++] = p;
+	md_fast_push(mp, p);
 	return q;
 }
 

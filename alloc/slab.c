@@ -15,8 +15,8 @@
  *    62% of memdesc-mtwork's last-level read misses under cachegrind); in the table it
  *    is one line per 8 to 32 slabs, one page per 8 MiB. Objects are handed out from
  *    the top down (highest free index first), so a slab with few objects in use touches
- *    one page, the one its bitmap shares with the last objects, not two (python3 -c
- *    pass: 92 KiB less resident). The slab is described by a struct slab (64 bytes)
+ *    one page, the last, which also holds a bitmap kept in the slab, not two (python3
+ *    -c pass: 92 KiB less resident). The slab is described by a struct slab (64 bytes)
  *    from kmem_slab_cache, mapped as MEMDESC_SLAB for every page of the slab.
  *    Layout: the smallest slab of at least 16 KiB and 8 objects (2 for objects over
  *    16 KiB) whose waste is at most 1/16; failing that up to 8 MiB, the least waste.

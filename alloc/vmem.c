@@ -1275,6 +1275,28 @@ int vmem_joinable(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize)
 }
 
 /*
+ * Take vm_lock with @ntags tags in the reserve and find the ALLOC segment [@addr, +@r)
+ * (@r rounded): 0 with the lock held and *@vsp set, or -ENOMEM (no tags) / -EINVAL (no
+ * such segment) with the lock dropped and nothing changed. The start of the operations
+ * that rework one allocated segment in place (vmem_alloc_next, vmem_split).
+ */
+static int vmem_lock_alloc_seg(vmem_t *vm, uintptr_t addr, size_t r, unsigned ntags,
+			       vmem_seg_t **vsp)
+{
+	pthread_mutex_lock(&vm->vm_lock);
+	if (vmem_reserve_locked(vm, ntags) != 0) {
+		pthread_mutex_unlock(&vm->vm_lock);
+		return -ENOMEM;
+	}
+	*vsp = vmem_alloc_seg_locked(vm, addr, r);
+	if (*vsp == NULL) {
+		pthread_mutex_unlock(&vm->vm_lock);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
  * Allocates [addr + size, +nextsize) (sizes rounded) from the front of the FREE segment
  * right after the ALLOC segment [addr, +size): what vmem_resize() would grow into, as
  * an allocation of its own. The next tag being FREE means the same span (span tags are
@@ -1290,17 +1312,9 @@ int vmem_alloc_next(vmem_t *vm, uintptr_t addr, size_t size, size_t nextsize)
 
 	if (!vmem_join_sizes(vm, size, nextsize, &r1, &r2))
 		return -EINVAL;
-	pthread_mutex_lock(&vm->vm_lock);
-	rc = vmem_reserve_locked(vm, VMEM_SEGS_PER_ALLOC);
-	if (rc != 0) {
-		pthread_mutex_unlock(&vm->vm_lock);
-		return -ENOMEM;
-	}
-	vs = vmem_alloc_seg_locked(vm, addr, r1);
-	if (vs == NULL) {
-		pthread_mutex_unlock(&vm->vm_lock);
-		return -EINVAL;
-	}
+	rc = vmem_lock_alloc_seg(vm, addr, r1, VMEM_SEGS_PER_ALLOC, &vs);
+	if (rc != 0)
+		return rc;
 	next = vs->vs_anext;
 	if (next->vs_type != VMEM_SEG_FREE || next->vs_size < r2) {
 		pthread_mutex_unlock(&vm->vm_lock);
@@ -1330,17 +1344,9 @@ int vmem_split(vmem_t *vm, uintptr_t addr, size_t size, size_t at)
 	if (vm == NULL || !vmem_round(vm, size, &r) || !vmem_round(vm, at, &ra) || ra >= r ||
 	    ra <= vm->vm_qcache_max || r - ra <= vm->vm_qcache_max)
 		return -EINVAL;
-	pthread_mutex_lock(&vm->vm_lock);
-	rc = vmem_reserve_locked(vm, 1);
-	if (rc != 0) {
-		pthread_mutex_unlock(&vm->vm_lock);
-		return -ENOMEM;
-	}
-	vs = vmem_alloc_seg_locked(vm, addr, r);
-	if (vs == NULL) {
-		pthread_mutex_unlock(&vm->vm_lock);
-		return -EINVAL;
-	}
+	rc = vmem_lock_alloc_seg(vm, addr, r, 1, &vs);
+	if (rc != 0)
+		return rc;
 	tail = vmem_seg_get(vm);
 	tail->vs_start = addr + ra;
 	tail->vs_size = r - ra;

@@ -324,7 +324,7 @@ void memdesc_purge(void);
  * "reclaim before growing"). GREW: the page allocator took fresh pages from the arena
  * since the last call (freed blocks the client caches would have served). CACHES:
  * magazines and empty slabs, at most once per reclaim step: fresh pages after enough
- * traffic, or more freed objects in depot magazines than the idle bound.
+ * traffic.
  * Context: one relaxed load when 0; lock-free.
  */
 #define MEMDESC_RECLAIM_CACHES 1u	/* give back magazines and empty slabs */
