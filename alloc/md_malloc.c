@@ -887,22 +887,47 @@ static inline void *md_alloc_class(unsigned int cls)
 }
 
 /*
+ * The idle reap (slab_mag.c, section 6): depots whose full magazines have sat MD_IDLE_MS
+ * with none taken give their objects back to the slabs. Run before a large allocation
+ * takes pages and after any fresh pages (md_reclaim_maybe), at most every MD_IDLE_MS / 2
+ * (one clock read when not due; the winner of a relaxed compare-and-swap walks the
+ * caches). 5 ms: pywork's blobs sat in the depots 8 ms before the next round's dictionary
+ * took fresh pages (10 ms missed it); a batch freed and allocated again takes from its
+ * depot and is never idle (test_depot_batch_kept, malloc/batch). md_idle_reaped is the
+ * only state: kmem__now_ms() of the last reap, atomic.
+ */
+#define MD_IDLE_MS 5
+static _Atomic uint64_t md_idle_reaped;
+
+static void md_idle_reap_maybe(void)
+{
+	uint64_t now = kmem__now_ms();
+	uint64_t last = atomic_load_explicit(&md_idle_reaped, memory_order_relaxed);
+
+	if (now - last < MD_IDLE_MS / 2 ||
+	    !atomic_compare_exchange_strong_explicit(&md_idle_reaped, &last, now,
+						     memory_order_relaxed, memory_order_relaxed))
+		return;
+	kmem_reap_idle_all(MD_IDLE_MS);
+}
+
+/*
  * Reclaim before growing: when the page allocator asks for it (memdesc_reclaim_due()),
- * what we keep idle goes back to its dirty list, where it is still resident and joins
- * its neighbours: the growth that follows reuses it instead of touching fresh pages.
- * After any fresh pages (MEMDESC_RECLAIM_GREW), the large-block cache, as much as the
- * dirty list takes without purging, largest blocks first (pushing it over its bound
- * would purge, and the purged pages fault again at once when the growth reuses them).
- * After enough traffic (MEMDESC_RECLAIM_CACHES), also every depot magazine and every
- * empty slab of every cache (kmem_drain_all: what two working-set reaps with nothing
- * between them free, in one pass; memdesc-mtwork 1 x 300,000 under callgrind: 4.8M ->
- * 2.5M instructions in 53 reclaims). Not the thread's own loaded magazines, though
- * they pin a partly used slab each per class (pywork: 1.7 MiB of blobs in 2.5 MiB of
- * resident slabs through the next round; flushing them saved 0.2 MiB of its peak): in
- * gcc's cc1 every reclaim then emptied slabs that were purged and faulted in again
- * (64,600 -> 86,500 minor faults). Run at the start of every allocation of the general
- * paths (md_alloc_class, md_alloc_pages): malloc, calloc (pywork's bytes objects),
- * realloc and the aligned family alike; one relaxed load when nothing is due.
+ * what we keep idle goes back to its dirty list, where it is still resident and joins its
+ * neighbours: the growth that follows reuses it instead of touching fresh pages. After
+ * enough traffic (MEMDESC_RECLAIM_CACHES), every depot magazine and every empty slab of
+ * every cache (kmem_drain_all: what two working-set reaps with nothing between them free,
+ * in one pass; memdesc-mtwork 1 x 300,000 under callgrind: 4.8M -> 2.5M instructions in 53
+ * reclaims); after other fresh pages (MEMDESC_RECLAIM_GREW), the idle reap. Not the
+ * thread's own loaded magazines, though they pin a partly used slab each per class
+ * (pywork: 1.7 MiB of blobs in 2.5 MiB of resident slabs through the next round; flushing
+ * them saved 0.2 MiB of its peak): in gcc's cc1 every reclaim then emptied slabs that were
+ * purged and faulted in again (64,600 -> 86,500 minor faults). Then the large-block cache,
+ * as much as the dirty list takes without purging, largest blocks first (pushing it over
+ * its bound would purge, and the purged pages fault again at once when the growth reuses
+ * them). Run at the start of every allocation of the general paths (md_alloc_class,
+ * md_alloc_pages): malloc, calloc (pywork's bytes objects), realloc and the aligned family
+ * alike; one relaxed load when nothing is due.
  * md__enter() held, no lock.
  */
 static void md_reclaim_maybe(void)
@@ -910,10 +935,12 @@ static void md_reclaim_maybe(void)
 	unsigned int due = memdesc_reclaim_due();
 
 	if (unlikely(due)) {
-		if (atomic_load_explicit(&md_lc_pages, memory_order_relaxed))
-			md_lc_shed(memdesc_dirty_room());
 		if (due & MEMDESC_RECLAIM_CACHES)
 			kmem_drain_all();
+		else
+			md_idle_reap_maybe();
+		if (atomic_load_explicit(&md_lc_pages, memory_order_relaxed))
+			md_lc_shed(memdesc_dirty_room());
 	}
 }
 
@@ -950,6 +977,7 @@ static void *md_alloc_pages(size_t size, size_t align_pages)
 	}
 	md_last_cached = false;
 	md_reclaim_maybe();
+	md_idle_reap_maybe();
 	f = align_pages > 1 ? folio_alloc_aligned(np, align_pages) : folio_alloc_pages(np);
 	if (!f) {
 		/* Cached blocks may be what the page allocator lacks. */

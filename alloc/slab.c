@@ -349,7 +349,7 @@ static struct slab *kmem_slab_grow(struct kmem_cache *c)
 		if (!s)
 			goto out;
 	}
-	if (pages__get_range(np, np, &pfn)) {
+	if (pages__get_range(np, np, c->c_flags & KMC_NOMAGAZINE, &pfn)) {
 		if (s)
 			kmem_cache_free(kmem_slab_cache, s);
 		s = NULL;
@@ -726,6 +726,17 @@ void kmem_reap_all(void)
 	pthread_mutex_lock(&kmem_list_lock);
 	for (struct kmem_cache *c = kmem_caches; c; c = c->c_next)
 		kmem_cache_reap(c);
+	pthread_mutex_unlock(&kmem_list_lock);
+}
+
+void kmem_reap_idle_all(uint64_t idle_ms)
+{
+	uint64_t now = kmem__now_ms();
+
+	pthread_mutex_lock(&kmem_list_lock);
+	for (struct kmem_cache *c = kmem_caches; c; c = c->c_next)
+		if (c->c_id >= 0)
+			kmem__depot_reap_idle(c, now, idle_ms);
 	pthread_mutex_unlock(&kmem_list_lock);
 }
 

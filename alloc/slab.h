@@ -124,6 +124,12 @@ void kmem_cache_reap(struct kmem_cache *cache);
 /** kmem_reap_all() - kmem_cache_reap() on every cache. */
 void kmem_reap_all(void);
 /**
+ * kmem_reap_idle_all() - in every cache whose depot has held full magazines for
+ * @idle_ms milliseconds or more with none taken, their objects go back to the slabs
+ * (and a slab left empty to the page allocator); the magazines stay, empty.
+ */
+void kmem_reap_idle_all(uint64_t idle_ms);
+/**
  * kmem_drain_all() - give back every depot magazine and every empty slab of every
  * cache, in one pass (cheaper than two kmem_reap_all(); slabs emptied by a later
  * cache's turn stay until the next reap). The magazines loaded in threads stay.

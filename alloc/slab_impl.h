@@ -76,6 +76,8 @@ struct kmem_cache {
 	size_t c_nr_full, c_nr_empty;
 	size_t c_full_min, c_mempty_min; /* depot working-set minima since the last reap */
 	size_t c_depot_objs;		/* rounds in c_full */
+	uint64_t c_full_since;		/* ms (coarse clock) when c_full last became non-empty */
+	bool c_full_taken;		/* a full magazine was taken since c_full_since */
 	atomic_uint c_magtype;		/* index in kmem_mag_caps of new magazines */
 	atomic_size_t c_contention;	/* depot trylock failures */
 	size_t c_contention_seen;	/* c_contention at the last resize (depot lock) */
@@ -130,6 +132,14 @@ void kmem__depot_reap(struct kmem_cache *c);
 /* Return every magazine of the cache: all threads' (destroy; nobody uses it) and depot. */
 void kmem__mag_purge_all_threads(struct kmem_cache *c);
 void kmem__depot_drain(struct kmem_cache *c);
+/*
+ * The idle reap of one depot (slab_mag.c, section 6): at @now (kmem__now_ms()), when its
+ * full magazines have been there for @idle_ms or more with none taken, their objects go
+ * back to the slabs; the magazines stay, empty. Takes the depot lock, then c_lock.
+ */
+void kmem__depot_reap_idle(struct kmem_cache *c, uint64_t now, uint64_t idle_ms);
+/* Milliseconds of CLOCK_MONOTONIC (a vDSO read, no system call). */
+uint64_t kmem__now_ms(void);
 void kmem__thread_exit(void);
 size_t kmem__tls_size(void);
 int kmem__depot_verify(struct kmem_cache *c);

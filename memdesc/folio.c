@@ -42,7 +42,7 @@ static struct folio *md_folio_new(size_t npages, size_t align)
 	f = kmem_cache_alloc(md_folio_cache);
 	if (!f)
 		return NULL;
-	rc = pages__get_range(npages, align, &pfn);
+	rc = pages__get_range(npages, align, false, &pfn);
 	if (rc) {
 		kmem_cache_free(md_folio_cache, f);
 		errno = -rc;

@@ -72,7 +72,13 @@
  *        section 6): it drained a program that frees a batch and allocates it again
  *        every round (malloc/batch, 10,000 blocks of 512 bytes: 18.6 -> 155 ns per
  *        malloc+free, of 8 KiB 34 -> 1,466 ns), for 3,000 freed blobs of pywork that
- *        stayed in the depots through the next round's dictionary building.
+ *        stayed in the depots through the next round's dictionary building. The
+ *        malloc layer's idle reap (by time, slab_mag.c) frees those now.
+ *      Fresh pages the allocator takes for its own bookkeeping (pages__get_range's
+ *      @own: slabs of caches without magazines, such as magazines) set neither
+ *      request: a burst of frees allocates magazines while it fills the depots, and a
+ *      reclaim there would empty what the next allocations are about to take. Pages a
+ *      block grows into in place (pages_resize) count as any other.
  *    - In the page arena, free ranges coalesce; a wholly free imported span (whole
  *      chunks) goes back to the OS (phys.c).
  *    An allocation that finds the arena exhausted flushes the dirty list and the
@@ -882,7 +888,7 @@ unsigned int memdesc_reclaim_due(void)
 }
 
 /* Frames of @npages (not single pages) from the dirty list or the arena. */
-static int md_range_get(size_t npages, size_t align, unsigned long *pfnp)
+static int md_range_get(size_t npages, size_t align, bool own, unsigned long *pfnp)
 {
 	int rc;
 
@@ -892,7 +898,7 @@ static int md_range_get(size_t npages, size_t align, unsigned long *pfnp)
 	}
 	rc = md__arena_alloc(npages, align, pfnp);
 	if (rc == 0)
-		md_reclaim_count(npages, true);
+		md_reclaim_count(npages, !own);
 	if (rc == -ENOMEM) {
 		/* Free frames we hold back may be what the arena lacks. */
 		pages__pcache_drain(false);
@@ -911,7 +917,7 @@ static int md_block_new(void)
 
 	if (!b)
 		return -ENOMEM;
-	if (md_range_get(MD_BLOCK_PAGES, MD_BLOCK_PAGES, &pfn)) {
+	if (md_range_get(MD_BLOCK_PAGES, MD_BLOCK_PAGES, false, &pfn)) {
 		kmem_cache_free(md_pblock_cache, b);
 		return -ENOMEM;
 	}
@@ -1027,18 +1033,18 @@ static void md_block_drop_spare(void)
 
 /* ---- ranges ------------------------------------------------------------------- */
 
-static int md_frames_get(size_t npages, size_t align, unsigned long *pfnp);
+static int md_frames_get(size_t npages, size_t align, bool own, unsigned long *pfnp);
 
-int pages__get_range(size_t npages, size_t align, unsigned long *pfnp)
+int pages__get_range(size_t npages, size_t align, bool own, unsigned long *pfnp)
 {
-	int rc = md_frames_get(npages, align, pfnp);
+	int rc = md_frames_get(npages, align, own, pfnp);
 
 	if (rc == 0)	/* valgrind builds: the new owner's memory (md_valgrind.h) */
 		MD_VG_UNDEFINED(pfn_to_virt(*pfnp), npages << MD_PAGE_SHIFT);
 	return rc;
 }
 
-static int md_frames_get(size_t npages, size_t align, unsigned long *pfnp)
+static int md_frames_get(size_t npages, size_t align, bool own, unsigned long *pfnp)
 {
 	struct md_pcache *pc = &md_pcache;
 
@@ -1059,7 +1065,7 @@ static int md_frames_get(size_t npages, size_t align, unsigned long *pfnp)
 		atomic_fetch_sub_explicit(&md_pcache_pages, 1, memory_order_relaxed);
 		return 0;
 	}
-	return md_range_get(npages, align, pfnp);
+	return md_range_get(npages, align, own, pfnp);
 }
 
 void pages__put_range(unsigned long pfn, size_t npages)
@@ -1336,7 +1342,7 @@ int pages_alloc(memdesc_t md, size_t npages, size_t align_pages, unsigned long *
 	if (!pfnp || !md_valid_memdesc(md) || npages == 0 || npages > md_phys.nr_pfns ||
 	    !md_is_pow2(align_pages) || align_pages > md_phys.nr_pfns)
 		return -EINVAL;
-	rc = pages__get_range(npages, align_pages, &pfn);
+	rc = pages__get_range(npages, align_pages, false, &pfn);
 	if (rc)
 		return rc;
 	rc = pages__publish(pfn, npages, md);
@@ -1482,6 +1488,7 @@ static int md_pages_grow(unsigned long pfn, size_t npages, size_t new_npages, me
 	}
 	/* md__arena_take_next() and md_dirty_claim() made sure that the join can be made. */
 	md_arena_join_made(pfn, npages, more);
+	md_reclaim_count(more, !dirty);
 	pages__account(memdesc_type(md), (long)more);
 	/* valgrind builds: the new pages are the owner's (md_valgrind.h) */
 	MD_VG_UNDEFINED(pfn_to_virt(pfn + npages), more << MD_PAGE_SHIFT);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <urcu-bp.h>
 
 #ifdef MEMDESC_FAULT_INJECTION
@@ -850,6 +851,64 @@ START_TEST(test_depot_batch_kept)
 }
 END_TEST
 
+/* Sleep @ms milliseconds of CLOCK_MONOTONIC, whatever signals come. */
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+}
+
+/*
+ * Freed blocks nobody asks for again go back (slab_mag.c, section 6): 8 MiB of 2000-byte
+ * blocks freed at once sit in the depots; once they have been there longer than the idle
+ * time (5 ms) with no full magazine taken, the next large allocation returns their
+ * objects to the slabs and the emptied slabs to the page allocator. A depot that handed
+ * out a full magazine since is kept. The waits are on the monotonic clock the allocator
+ * reads, so after them the depots are idle by definition, not by luck of timing.
+ */
+START_TEST(test_depot_idle_reaped)
+{
+	enum { NSMALL = 4096, NTAKE = 64 };
+	static void *small[NSMALL];
+	struct md_malloc_stats m0, m1;
+	void *big;
+
+	md_malloc_trim(0);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < NSMALL; i++) {
+			small[i] = md_malloc(2000);
+			ck_assert_ptr_nonnull(small[i]);
+			memset(small[i], round, 2000);
+		}
+		for (int i = 0; i < NSMALL; i++)
+			md_free(small[i]);
+		md_malloc_stats(&m0);
+		ck_assert_uint_ge(m0.small_in_depot, 4 * MiB);
+		sleep_ms(30);
+		if (round == 1) {	/* the depot serves again: not idle */
+			for (int i = 0; i < NTAKE; i++)
+				ck_assert_ptr_nonnull(small[i] = md_malloc(2000));
+		}
+		big = md_malloc(1 * MiB);
+		ck_assert_ptr_nonnull(big);
+		md_malloc_stats(&m1);
+		if (round == 0) {
+			ck_assert_uint_eq(m1.small_in_depot, 0);
+			ck_assert_uint_lt(m1.small_slab_bytes, m0.small_slab_bytes);
+		} else {
+			ck_assert_uint_ge(m1.small_in_depot, m0.small_in_depot - NTAKE * 2048);
+			for (int i = 0; i < NTAKE; i++)
+				md_free(small[i]);
+		}
+		md_free(big);
+		ck_assert_int_eq(md_malloc_verify(), 0);
+	}
+	md_malloc_trim(0);
+}
+END_TEST
+
 #ifdef MEMDESC_FAULT_INJECTION
 /*
  * The fault-injection sweep: one run is every workload in turn, each after a
@@ -900,6 +959,7 @@ int main(void)
 	tcase_add_test(tc, test_reclaim_before_growing);
 	tcase_add_test(tc, test_large_cache_shed_on_growth);
 	tcase_add_test(tc, test_depot_batch_kept);
+	tcase_add_test(tc, test_depot_idle_reaped);
 	suite_add_tcase(s, tc);
 #ifdef MEMDESC_FAULT_INJECTION
 	mdt_fault_add_tcase(s, test_fault);
