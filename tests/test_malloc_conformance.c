@@ -909,6 +909,45 @@ START_TEST(test_depot_idle_reaped)
 }
 END_TEST
 
+/*
+ * A magazine filled from the slabs takes at most a page's worth of objects (slab_mag.c,
+ * kmem_mag_fill): each one it takes is written (the double-free key), so a block of 4 KiB
+ * or more used once costs itself, not a second block's page beside it. Blocks of 64
+ * bytes still come eight at a time.
+ */
+START_TEST(test_mag_fill_page)
+{
+	static const size_t sizes[] = { 5000, 20000, 30000 };
+	struct md_malloc_stats m0, m1;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		void *p;
+
+		md_malloc_trim(0);
+		md_malloc_stats(&m0);
+		p = md_malloc(sizes[i]);
+		ck_assert_ptr_nonnull(p);
+		md_malloc_stats(&m1);
+		/* One block of its class (within 12.5% of the size), not two. */
+		ck_assert_uint_ge(m1.small_in_use - m0.small_in_use, sizes[i]);
+		ck_assert_uint_lt(m1.small_in_use - m0.small_in_use, sizes[i] + sizes[i] / 8);
+		md_free(p);
+	}
+	{
+		void *p;
+
+		md_malloc_trim(0);
+		md_malloc_stats(&m0);
+		p = md_malloc(64);
+		ck_assert_ptr_nonnull(p);
+		md_malloc_stats(&m1);
+		ck_assert_uint_ge(m1.small_in_use - m0.small_in_use, 8 * 64);
+		md_free(p);
+	}
+	md_malloc_trim(0);
+}
+END_TEST
+
 #ifdef MEMDESC_FAULT_INJECTION
 /*
  * The fault-injection sweep: one run is every workload in turn, each after a
@@ -960,6 +999,7 @@ int main(void)
 	tcase_add_test(tc, test_large_cache_shed_on_growth);
 	tcase_add_test(tc, test_depot_batch_kept);
 	tcase_add_test(tc, test_depot_idle_reaped);
+	tcase_add_test(tc, test_mag_fill_page);
 	suite_add_tcase(s, tc);
 #ifdef MEMDESC_FAULT_INJECTION
 	mdt_fault_add_tcase(s, test_fault);
