@@ -181,9 +181,10 @@ extern const struct xa_node_ops md_node_ops;
 int md__pages_init(void);
 /*
  * Frames for a new allocation: per-thread cache, dirty list, page arena. 0 / -ENOMEM.
- * @own: for the allocator's own bookkeeping (the slabs of caches without magazines:
- * magazines, descriptors, page-map nodes), whose fresh pages do not ask for a reclaim
- * (pages.c, section 3): a burst of frees allocates magazines while it fills the depots.
+ * @own: for the allocator's own bookkeeping (the slabs of the caches without magazines:
+ * magazines, threads' magazine slots, cache descriptors), whose fresh pages do not ask for
+ * a reclaim (pages.c, section 3): a burst of frees allocates magazines while it fills the
+ * depots.
  */
 int pages__get_range(size_t npages, size_t align, bool own, unsigned long *pfnp);
 /* Frames of a whole allocation back (to the per-thread cache or the dirty list). */

@@ -75,7 +75,7 @@
  *        stayed in the depots through the next round's dictionary building. The
  *        malloc layer's idle reap (by time, slab_mag.c) frees those now.
  *      Fresh pages the allocator takes for its own bookkeeping (pages__get_range's
- *      @own: slabs of caches without magazines, such as magazines) set neither
+ *      @own: slabs of the caches without magazines, magazines among them) set neither
  *      request: a burst of frees allocates magazines while it fills the depots, and a
  *      reclaim there would empty what the next allocations are about to take. Pages a
  *      block grows into in place (pages_resize) count as any other.
