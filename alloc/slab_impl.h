@@ -76,7 +76,13 @@ struct kmem_cache {
 	size_t c_nr_full, c_nr_empty;
 	size_t c_full_min, c_mempty_min; /* depot working-set minima since the last reap */
 	size_t c_depot_objs;		/* rounds in c_full */
-	uint64_t c_full_since;		/* kmem__now_ms() when c_full last became non-empty */
+	/*
+	 * kmem__now_ms() when c_full last became non-empty, 0 while it is empty: written
+	 * under c_depot_lock, read without it by the idle reap's first look (a reap that
+	 * locked every depot wrote a page of every cache: copy-on-write faults in a fork
+	 * child's first malloc).
+	 */
+	_Atomic uint64_t c_full_since;
 	bool c_full_taken;		/* a full magazine was taken since c_full_since */
 	atomic_uint c_magtype;		/* index in kmem_mag_caps of new magazines */
 	atomic_size_t c_contention;	/* depot trylock failures */

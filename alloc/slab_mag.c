@@ -178,7 +178,10 @@ static void kmem_depot_put_locked(struct kmem_cache *c, struct kmem_magazine *m)
 {
 	if (m->m_rounds) {
 		if (!c->c_full) {
-			c->c_full_since = kmem__now_ms();
+			uint64_t now = kmem__now_ms();
+
+			atomic_store_explicit(&c->c_full_since, now ? now : 1,
+					      memory_order_relaxed);
 			c->c_full_taken = false;
 		}
 		m->m_next = c->c_full;
@@ -201,6 +204,8 @@ static struct kmem_magazine *kmem_depot_get_full_locked(struct kmem_cache *c)
 		c->c_nr_full--;
 		c->c_depot_objs -= m->m_rounds;
 		c->c_full_taken = true;
+		if (!c->c_full)
+			atomic_store_explicit(&c->c_full_since, 0, memory_order_relaxed);
 		if (c->c_nr_full < c->c_full_min)
 			c->c_full_min = c->c_nr_full;
 		m->m_next = NULL;
@@ -271,9 +276,13 @@ uint64_t kmem__now_ms(void)
 void kmem__depot_reap_idle(struct kmem_cache *c, uint64_t now, uint64_t idle_ms)
 {
 	struct kmem_magazine *list = NULL, *m;
+	uint64_t since = atomic_load_explicit(&c->c_full_since, memory_order_relaxed);
 
+	if (!since || now - since < idle_ms)
+		return;		/* without the lock: most depots, most of the time */
 	kmem_depot_lock(c);
-	if (!c->c_full || c->c_full_taken || now - c->c_full_since < idle_ms) {
+	since = atomic_load_explicit(&c->c_full_since, memory_order_relaxed);
+	if (!since || c->c_full_taken || now - since < idle_ms) {
 		pthread_mutex_unlock(&c->c_depot_lock);
 		return;
 	}
