@@ -141,7 +141,8 @@ void kmem__depot_drain(struct kmem_cache *c);
 /*
  * The idle reap of one depot (slab_mag.c, section 6): at @now (kmem__now_ms()), when its
  * full magazines have been there for @idle_ms or more with none taken, their objects go
- * back to the slabs; the magazines stay, empty. Takes the depot lock, then c_lock.
+ * back to the slabs; the magazines stay, empty. If one was taken since its stamp, the
+ * depot is stamped @now instead. Takes the depot lock, then c_lock.
  */
 void kmem__depot_reap_idle(struct kmem_cache *c, uint64_t now, uint64_t idle_ms);
 /* Milliseconds of CLOCK_MONOTONIC (a vDSO read, no system call). */

@@ -56,7 +56,12 @@
  *    malloc layer before a large allocation and after fresh pages, at most every
  *    2 ms) empties the full magazines of a depot that has held them for 5 ms with
  *    none taken, into the slabs; the magazines stay, empty, so the next burst of frees
- *    allocates none. A batch allocated again takes from its depot and is never idle;
+ *    allocates none. "Held with none taken" is a second chance, as in the clock
+ *    algorithm: taking a full magazine sets c_full_taken (no clock read per magazine),
+ *    and a reap that finds it set clears it and stamps the depot anew; a depot that
+ *    went from no full magazines to some is stamped then. So a depot idle from its
+ *    first full magazine goes at the first reap 5 ms on, one that was in use at the
+ *    second. A batch allocated again takes from its depot and is never idle;
  *    3,000 blobs pywork freed at the end of a round were, while the next round built
  *    its dictionary (CPython's small objects come from its own arenas, not from us):
  *    4.3 MiB kept resident through its peak. The clock is read when a depot's full
@@ -282,7 +287,13 @@ void kmem__depot_reap_idle(struct kmem_cache *c, uint64_t now, uint64_t idle_ms)
 		return;		/* without the lock: most depots, most of the time */
 	kmem_depot_lock(c);
 	since = atomic_load_explicit(&c->c_full_since, memory_order_relaxed);
-	if (!since || c->c_full_taken || now - since < idle_ms) {
+	if (since && c->c_full_taken) {
+		/* In use since the stamp: the idle time starts again from now. */
+		atomic_store_explicit(&c->c_full_since, now ? now : 1, memory_order_relaxed);
+		c->c_full_taken = false;
+		since = 0;
+	}
+	if (!since || now - since < idle_ms) {
 		pthread_mutex_unlock(&c->c_depot_lock);
 		return;
 	}

@@ -3,16 +3,21 @@
  * cross-thread frees: a thread hands a block to a shared exchange slot and frees the
  * block it takes out (allocated by another thread, its pattern checked first). The
  * end state is checked: contents intact, memory back, invariants (memdesc_verify).
+ * test_stress_idle: threads that free a burst and pause, so that the idle reap
+ * (slab_mag.c, section 6) empties depots while other threads allocate from and free
+ * into the same classes.
  */
 #include "mdt.h"
 #include "md_malloc.h"
 #include "md_rcu.h"
 #include "memdesc.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <urcu-bp.h>
 
 #define NTHREADS 8
@@ -150,6 +155,101 @@ START_TEST(test_stress)
 }
 END_TEST
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+}
+
+/*
+ * Rounds of: a burst of small blocks, three quarters of them freed, a pause longer
+ * than the idle time (the depots that burst filled are idle), a large block (the
+ * allocation that runs the idle reap), the kept quarter checked and freed.
+ */
+static void *idle_worker(void *arg)
+{
+	enum { BURST = 384, ROUNDS = 12 };
+	struct mdt_rng r;
+	unsigned char *b[BURST];
+	uintptr_t bad = 0;
+
+	mdt_rng_init(&r, seed0 + 100 + (uintptr_t)arg);
+	for (int round = 0; round < ROUNDS && !bad; round++) {
+		unsigned char *big;
+
+		for (int i = 0; i < BURST; i++) {
+			size_t n = sizeof(struct hdr) + mdt_rng_below(&r, 3000);
+			struct hdr h = { n, mdt_rng_next(&r) };
+
+			b[i] = md_malloc(n);
+			if (!b[i])
+				return (void *)1;
+			memcpy(b[i], &h, sizeof(h));
+			for (size_t k = sizeof(h); k < n; k += 13)
+				b[i][k] = (unsigned char)(h.tag + k);
+		}
+		for (int i = 0; i < BURST; i++)
+			if (i % 4) {
+				md_free(b[i]);
+				b[i] = NULL;
+			}
+		sleep_ms(6 + (long)mdt_rng_below(&r, 4));
+		big = md_malloc(64 << 10);
+		if (!big)
+			return (void *)2;
+		md_free(big);
+		for (int i = 0; i < BURST; i += 4) {
+			if (!intact(b[i]))
+				bad = 3;
+			md_free(b[i]);
+		}
+	}
+	return (void *)bad;
+}
+
+START_TEST(test_stress_idle)
+{
+	pthread_t th[NTHREADS];
+	struct md_malloc_stats ms;
+	void *big;
+
+	seed0 = mdt_seed(11);
+	for (uintptr_t i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, idle_worker, (void *)i), 0);
+	for (int i = 0; i < NTHREADS; i++) {
+		void *ret;
+
+		ck_assert_int_eq(pthread_join(th[i], &ret), 0);
+		ck_assert_msg(ret == NULL, "thread %d: failure %p", i, ret);
+	}
+	ck_assert_int_eq(md_malloc_verify(), 0);
+	/*
+	 * The exited threads' magazines went to the depots. A depot used since its stamp
+	 * gets a new one at the first reap and goes at the next, 30 ms on: two rounds
+	 * empty them all.
+	 */
+	md_malloc_stats(&ms);
+	ck_assert_uint_gt(ms.small_in_depot, 0);
+	for (int i = 0; i < 2; i++) {
+		sleep_ms(30);
+		big = md_malloc(1 << 20);
+		ck_assert_ptr_nonnull(big);
+		md_free(big);
+	}
+	md_malloc_stats(&ms);
+	ck_assert_uint_eq(ms.small_in_depot, 0);
+	md_malloc_trim(0);
+	md_rcu_barrier();
+	md_malloc_trim(0);
+	md_malloc_stats(&ms);
+	ck_assert_uint_eq(ms.small_in_use, 0);
+	ck_assert_uint_eq(ms.small_slab_bytes, 0);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("malloc_stress");
@@ -157,6 +257,7 @@ int main(void)
 
 	tcase_set_timeout(tc, 110);
 	tcase_add_test(tc, test_stress);
+	tcase_add_test(tc, test_stress_idle);
 	suite_add_tcase(s, tc);
 	return mdt_run(s);
 }
