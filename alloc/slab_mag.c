@@ -283,7 +283,8 @@ void kmem__depot_reap_idle(struct kmem_cache *c, uint64_t now, uint64_t idle_ms)
 	struct kmem_magazine *list = NULL, *m;
 	uint64_t since = atomic_load_explicit(&c->c_full_since, memory_order_relaxed);
 
-	if (!since || now - since < idle_ms)
+	/* since > now: stamped after the caller read the clock. */
+	if (!since || since > now || now - since < idle_ms)
 		return;		/* without the lock: most depots, most of the time */
 	kmem_depot_lock(c);
 	since = atomic_load_explicit(&c->c_full_since, memory_order_relaxed);
@@ -293,7 +294,7 @@ void kmem__depot_reap_idle(struct kmem_cache *c, uint64_t now, uint64_t idle_ms)
 		c->c_full_taken = false;
 		since = 0;
 	}
-	if (!since || now - since < idle_ms) {
+	if (!since || since > now || now - since < idle_ms) {
 		pthread_mutex_unlock(&c->c_depot_lock);
 		return;
 	}
