@@ -249,8 +249,8 @@ static uint8_t md_class_tab[MD_CLASS_TAB_MAX / 16 + 1];
  *   that starts at address b is at bm_base + (b >> bm_shift), one formula for both
  *   places a slab's bitmap can be (kmem__bitmap), without a branch: in the slab,
  *   bm_base is c_bitmap_off and the shift 0; in the bitmap table, whose word of pfn n
- *   is at byte 2n (one word per 4 pages), the shift is 11 and bm_base the table less
- *   md_phys.base >> 11 (base is a chunk, so that is exact).
+ *   is at byte 2n (one word per 4 pages), the shift is MD_BITMAP_ADDR_SHIFT (11) and
+ *   bm_base the table less md_phys.base >> 11 (base is a chunk, so that is exact).
  */
 struct md_fclass {
 	uint64_t recip;		/* c_recip: offset -> index without a division */
@@ -309,8 +309,9 @@ static void md_fast_class_init(unsigned int cls, const struct kmem_cache *c)
 	fc->nobj = c->c_nobj;
 	fc->slab_mask = (c->c_slab_pages << MD_PAGE_SHIFT_) - 1;
 	if (c->c_bitmap_table) {
-		fc->bm_base = (uintptr_t)md__bitmap_words(0) - (md_phys.base >> 11);
-		fc->bm_shift = 11;
+		fc->bm_base = (uintptr_t)md__bitmap_words(0) -
+			      (md_phys.base >> MD_BITMAP_ADDR_SHIFT);
+		fc->bm_shift = MD_BITMAP_ADDR_SHIFT;
 	} else {
 		fc->bm_base = c->c_bitmap_off;
 		fc->bm_shift = 0;
@@ -864,14 +865,14 @@ static void md_release(struct md_block *blk)
 
 /* ---- allocation --------------------------------------------------------------- */
 
-static void md_reclaim_maybe(void);
+static void md_reclaim_maybe(bool taking_pages);
 
 static inline void *md_alloc_class(unsigned int cls)
 {
 	struct kmem_cache *c = md__class_cache[cls];
 	uint64_t *p;
 
-	md_reclaim_maybe();
+	md_reclaim_maybe(false);
 	p = likely(c->c_id >= 0) ? kmem__mag_alloc_inline(c) : kmem_cache_alloc(c);
 
 	if (likely(p)) {
@@ -927,21 +928,20 @@ static void md_idle_reap_maybe(void)
  * its bound would purge, and the purged pages fault again at once when the growth reuses
  * them). Run at the start of every allocation of the general paths (md_alloc_class,
  * md_alloc_pages): malloc, calloc (pywork's bytes objects), realloc and the aligned family
- * alike; one relaxed load when nothing is due.
+ * alike; one relaxed load when nothing is due. @taking_pages (md_alloc_pages, about to
+ * ask the page allocator): the idle reap is due anyway.
  * md__enter() held, no lock.
  */
-static void md_reclaim_maybe(void)
+static void md_reclaim_maybe(bool taking_pages)
 {
 	unsigned int due = memdesc_reclaim_due();
 
-	if (unlikely(due)) {
-		if (due & MEMDESC_RECLAIM_CACHES)
-			kmem_drain_all();
-		else
-			md_idle_reap_maybe();
-		if (atomic_load_explicit(&md_lc_pages, memory_order_relaxed))
-			md_lc_shed(memdesc_dirty_room());
-	}
+	if (unlikely(due & MEMDESC_RECLAIM_CACHES))
+		kmem_drain_all();
+	else if (unlikely(due) || taking_pages)
+		md_idle_reap_maybe();
+	if (unlikely(due) && atomic_load_explicit(&md_lc_pages, memory_order_relaxed))
+		md_lc_shed(memdesc_dirty_room());
 }
 
 /*
@@ -976,8 +976,7 @@ static void *md_alloc_pages(size_t size, size_t align_pages)
 		}
 	}
 	md_last_cached = false;
-	md_reclaim_maybe();
-	md_idle_reap_maybe();
+	md_reclaim_maybe(true);
 	f = align_pages > 1 ? folio_alloc_aligned(np, align_pages) : folio_alloc_pages(np);
 	if (!f) {
 		/* Cached blocks may be what the page allocator lacks. */

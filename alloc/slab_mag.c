@@ -179,16 +179,24 @@ static void kmem_depot_lock(struct kmem_cache *c)
 	}
 }
 
+/* The idle clock of @c's full magazines starts at @now (ms; 0 means none). Depot lock. */
+static void kmem_depot_stamp(struct kmem_cache *c, uint64_t now)
+{
+	atomic_store_explicit(&c->c_full_since, now ? now : 1, memory_order_relaxed);
+	c->c_full_taken = false;
+}
+
+/* Stamped at @since, idle for @idle_ms at @now? (A stamp after @now: not idle.) */
+static inline bool kmem_depot_idle(uint64_t since, uint64_t now, uint64_t idle_ms)
+{
+	return since && since <= now && now - since >= idle_ms;
+}
+
 static void kmem_depot_put_locked(struct kmem_cache *c, struct kmem_magazine *m)
 {
 	if (m->m_rounds) {
-		if (!c->c_full) {
-			uint64_t now = kmem__now_ms();
-
-			atomic_store_explicit(&c->c_full_since, now ? now : 1,
-					      memory_order_relaxed);
-			c->c_full_taken = false;
-		}
+		if (!c->c_full)
+			kmem_depot_stamp(c, kmem__now_ms());
 		m->m_next = c->c_full;
 		c->c_full = m;
 		c->c_nr_full++;
@@ -283,18 +291,15 @@ void kmem__depot_reap_idle(struct kmem_cache *c, uint64_t now, uint64_t idle_ms)
 	struct kmem_magazine *list = NULL, *m;
 	uint64_t since = atomic_load_explicit(&c->c_full_since, memory_order_relaxed);
 
-	/* since > now: stamped after the caller read the clock. */
-	if (!since || since > now || now - since < idle_ms)
+	if (!kmem_depot_idle(since, now, idle_ms))
 		return;		/* without the lock: most depots, most of the time */
 	kmem_depot_lock(c);
 	since = atomic_load_explicit(&c->c_full_since, memory_order_relaxed);
 	if (since && c->c_full_taken) {
-		/* In use since the stamp: the idle time starts again from now. */
-		atomic_store_explicit(&c->c_full_since, now ? now : 1, memory_order_relaxed);
-		c->c_full_taken = false;
+		kmem_depot_stamp(c, now);	/* in use since: idle from now on */
 		since = 0;
 	}
-	if (!since || since > now || now - since < idle_ms) {
+	if (!kmem_depot_idle(since, now, idle_ms)) {
 		pthread_mutex_unlock(&c->c_depot_lock);
 		return;
 	}

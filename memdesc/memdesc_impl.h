@@ -103,6 +103,14 @@ static inline uint64_t *md__bitmap_words(unsigned long pfn)
 	return md_phys.bitmaps + pfn / MD_BITMAP_PAGES;
 }
 
+/*
+ * For a slab's first frame (pfn a multiple of MD_BITMAP_PAGES), the byte offset of its
+ * word in the table is its address offset from md_phys.base >> MD_BITMAP_ADDR_SHIFT.
+ */
+#define MD_BITMAP_ADDR_SHIFT 11
+_Static_assert(((size_t)MD_BITMAP_PAGES << MD_PAGE_SHIFT) / sizeof(uint64_t) ==
+	       (size_t)1 << MD_BITMAP_ADDR_SHIFT, "MD_BITMAP_ADDR_SHIFT follows the table");
+
 int md__phys_init(void);
 /* Frames from the page arena (no page map). 0 / -ENOMEM. */
 int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp);

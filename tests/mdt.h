@@ -65,8 +65,9 @@ int mdt_run(Suite *s);
  * Run this program again in a child, as "<self> --child @args..." (@args ends with NULL,
  * at most 6), with MEMDESC_OPTIONS=@opts (and no MEMDESC_LIMIT) and its stderr captured
  * into @err (always NUL-terminated). Returns the child's wait status. For tests whose
- * cases must abort or read options at start. The path comes from readlink(/proc/self/exe): under valgrind,
- * exec of /proc/self/exe itself would run valgrind's tool binary.
+ * cases must abort or read options at start. The path comes from
+ * readlink(/proc/self/exe): under valgrind, exec of /proc/self/exe itself would run
+ * valgrind's tool binary.
  */
 int mdt_run_self(const char *opts, const char *const *args, char *err, size_t errlen);
 /*
