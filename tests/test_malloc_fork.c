@@ -10,6 +10,8 @@
  * the child (on a worker started there, lazily) and, separately, in the parent; a
  * stress of threads queueing callbacks and churning the heap while the main thread
  * forks, each child queueing and waiting for its own.
+ * A process that never started a thread: its fork handlers do nothing (md_env.c,
+ * section 3), and its children must still find every lock free and the heap whole.
  */
 #include "mdt.h"
 #include "md_malloc.h"
@@ -22,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -180,6 +183,27 @@ static size_t pages_in_use(size_t *meta)
 	return (ms.small_slab_bytes + ms.large_in_use) >> 12;
 }
 
+/* Fill blk[] with NBLOCKS blocks of random sizes and their patterns. */
+static void fill_blocks(struct mdt_rng *r)
+{
+	for (int i = 0; i < NBLOCKS; i++) {
+		blk_size[i] = pick_size(r) + 1;
+		blk[i] = md_malloc(blk_size[i]);
+		ck_assert_ptr_nonnull(blk[i]);
+		for (size_t k = 0; k < blk_size[i]; k += 97)
+			blk[i][k] = (unsigned char)(i + k);
+	}
+}
+
+/* Check blk[]'s patterns and free the blocks. */
+static void check_free_blocks(void)
+{
+	for (int i = 0; i < NBLOCKS; i++) {
+		ck_assert(check_block(i));
+		md_free(blk[i]);
+	}
+}
+
 START_TEST(test_fork_threads)
 {
 	pthread_t th[NTHREADS];
@@ -194,13 +218,7 @@ START_TEST(test_fork_threads)
 		pid_t pid;
 		int rc;
 
-		for (int i = 0; i < NBLOCKS; i++) {
-			blk_size[i] = pick_size(&r) + 1;
-			blk[i] = md_malloc(blk_size[i]);
-			ck_assert_ptr_nonnull(blk[i]);
-			for (size_t k = 0; k < blk_size[i]; k += 97)
-				blk[i][k] = (unsigned char)(i + k);
-		}
+		fill_blocks(&r);
 		pid = fork();
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0)
@@ -208,10 +226,7 @@ START_TEST(test_fork_threads)
 		rc = wait_child(pid, 30);
 		ck_assert_msg(rc == 0, "fork %zu: child %s (%d)", f,
 			      rc < 0 ? "hung (killed)" : "failed", rc);
-		for (int i = 0; i < NBLOCKS; i++) {
-			ck_assert(check_block(i));
-			md_free(blk[i]);
-		}
+		check_free_blocks();
 	}
 	atomic_store(&stop, 1);
 	for (int i = 0; i < NTHREADS; i++)
@@ -221,6 +236,66 @@ START_TEST(test_fork_threads)
 		      end);
 	ck_assert_msg(meta1 <= meta0 + 256, "slab pages: %zu at start, %zu at the end", meta0,
 		      meta1);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+/*
+ * The child of test_fork_single: child_main's work (which starts a thread, and forks
+ * again from the then multi-threaded child), then the whole of memdesc checked, which
+ * takes every lock: one the skipped handlers left held would hang it (killed: failure).
+ */
+static int single_child(void)
+{
+	int rc = child_main(0);
+
+	if (rc == 0 && memdesc_verify() != 0)
+		rc = 16;
+	return rc;
+}
+
+/*
+ * Forks of a process that never started a thread, which allocates between them (every
+ * class and large blocks: the locks and lists the skipped handlers would have
+ * released). It frees nothing until the end: a free may queue a deferred free (a
+ * page-map node, a folio slab), whose worker is a thread, and from then on every fork
+ * takes the handlers' full path, which test_fork_threads covers.
+ */
+#define SINGLE_KEEP 64
+
+START_TEST(test_fork_single)
+{
+	struct mdt_rng r;
+	size_t forks = mdt_scaled(24);
+	void **keep = calloc(forks * SINGLE_KEEP, sizeof(*keep));
+
+	ck_assert_ptr_nonnull(keep);
+	ck_assert_msg(__libc_single_threaded, "the test process has a second thread already");
+	mdt_rng_init(&r, mdt_seed(44));
+	fill_blocks(&r);
+	for (size_t f = 0; f < forks; f++) {
+		pid_t pid;
+		int rc;
+
+		for (size_t i = f * SINGLE_KEEP; i < (f + 1) * SINGLE_KEEP; i++) {
+			keep[i] = md_malloc(i % 16 ? mdt_rng_below(&r, 4096) : 40000 + i);
+			ck_assert_ptr_nonnull(keep[i]);
+		}
+		ck_assert_msg(__libc_single_threaded, "fork %zu: the parent has a thread", f);
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0)
+			_exit(single_child());
+		rc = wait_child(pid, 30);
+		ck_assert_msg(rc == 0, "fork %zu: child %s (%d)", f,
+			      rc < 0 ? "hung (killed)" : "failed", rc);
+		for (int i = 0; i < NBLOCKS; i++)
+			ck_assert(check_block(i));
+	}
+	check_free_blocks();
+	for (size_t i = 0; i < forks * SINGLE_KEEP; i++)
+		md_free(keep[i]);
+	free(keep);
 	ck_assert_int_eq(memdesc_verify(), 0);
 }
 END_TEST
@@ -426,6 +501,7 @@ int main(void)
 
 	tcase_set_timeout(tc, 110);
 	tcase_add_test(tc, test_fork_threads);
+	tcase_add_test(tc, test_fork_single);
 	tcase_add_test(tc, test_fork_deferred);
 	tcase_add_test(tc, test_fork_deferred_stress);
 	suite_add_tcase(s, tc);
