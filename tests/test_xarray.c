@@ -404,6 +404,76 @@ START_TEST(test_store_range)
 }
 END_TEST
 
+/* The upper sentinel of test_store_range_two_nodes: the last index of the second node. */
+#define TWO_TOP (2 * XA_CHUNK_SIZE - 1)
+
+/* What test_store_range_two_nodes keeps outside its ranges: sentinels at 0 and TWO_TOP. */
+static void *sentinel(unsigned long i)
+{
+	return i == 0 ? ptr(1000) : i == TWO_TOP ? ptr(1001) : NULL;
+}
+
+/* Every index of [@lo, @hi] loads @entry, and its neighbours their sentinel or NULL. */
+static void check_span(struct xarray *xa, unsigned long lo, unsigned long hi, void *entry)
+{
+	for (unsigned long i = lo; i <= hi; i++)
+		XCHECK(xa_load(xa, i) == entry);
+	XCHECK(xa_load(xa, lo - 1) == sentinel(lo - 1));
+	XCHECK(xa_load(xa, hi + 1) == sentinel(hi + 1));
+}
+
+/*
+ * The ranges a page map stores most: a block that crosses the boundary of two bottom
+ * nodes that exist (the store's fast path writes both nodes), stored over nothing,
+ * replaced by an entry of the same extent, and erased; and, falling back to the general
+ * path, a range whose pieces do not match the entries there. Every first index in the
+ * lower node and every last index in the upper one that leave the sentinels at 0 and
+ * TWO_TOP alone; the tree keeps its three nodes throughout.
+ */
+START_TEST(test_store_range_two_nodes)
+{
+	const unsigned long c = XA_CHUNK_SIZE;
+	struct xarray xa;
+
+	xa_init(&xa);
+	xa_store(&xa, 0, ptr(1000));
+	xa_store(&xa, TWO_TOP, ptr(1001));
+	ck_assert_uint_eq(xa_nr_nodes(&xa), 3);
+	for (unsigned long first = 1; first < c; first++) {
+		for (unsigned long last = c; last < TWO_TOP; last++) {
+			ck_assert_ptr_null(xa_store_range(&xa, first, last, ptr(1)));
+			check_span(&xa, first, last, ptr(1));
+			ck_assert_uint_eq(count_entries(&xa), range_pieces(first, last) + 2);
+			ck_assert_ptr_null(xa_store_range(&xa, first, last, ptr(2)));
+			check_span(&xa, first, last, ptr(2));
+			check_valid(&xa);
+			ck_assert_ptr_null(xa_store_range(&xa, first, last, NULL));
+			check_span(&xa, first, last, NULL);
+			ck_assert_uint_eq(count_entries(&xa), 2);
+			ck_assert_uint_eq(xa_nr_nodes(&xa), 3);
+		}
+	}
+	check_valid(&xa);
+	/* Pieces that do not match: a range over part of another acts on what it hits. */
+	xa_store_range(&xa, c / 4 + 1, c + c / 4, ptr(3));
+	xa_store_range(&xa, c / 2, c + c / 2, ptr(4));
+	check_valid(&xa);
+	ck_assert_ptr_eq(xa_load(&xa, c + c / 2), ptr(4));
+	ck_assert_ptr_null(xa_load(&xa, c + c / 2 + 1));
+	ck_assert_ptr_eq(xa_load(&xa, TWO_TOP), ptr(1001));
+	xa_store_range(&xa, 1, TWO_TOP - 1, NULL);
+	ck_assert_uint_eq(count_entries(&xa), 2);
+	check_valid(&xa);
+	/* No node left (index 0 alone is the head entry): the general path makes them. */
+	xa_store(&xa, TWO_TOP, NULL);
+	ck_assert_uint_eq(xa_nr_nodes(&xa), 0);
+	ck_assert_ptr_null(xa_store_range(&xa, c - 4, c + 5, ptr(5)));
+	check_span(&xa, c - 4, c + 5, ptr(5));
+	check_valid(&xa);
+	xa_destroy(&xa);
+}
+END_TEST
+
 START_TEST(test_marks)
 {
 	struct xarray xa;
@@ -921,6 +991,7 @@ static Suite *xarray_suite(void)
 	tcase_add_test(tc, test_cmpxchg);
 	tcase_add_test(tc, test_multi_index);
 	tcase_add_test(tc, test_store_range);
+	tcase_add_test(tc, test_store_range_two_nodes);
 	tcase_add_test(tc, test_marks);
 	tcase_add_test(tc, test_find);
 	tcase_add_test(tc, test_iteration_order);

