@@ -162,6 +162,26 @@ static int wait_child(pid_t pid, int secs)
 	return -1;
 }
 
+/* Fork number @f: the child exits with @child()'s code; the test fails if it fails or hangs. */
+static void run_child(size_t f, int (*child)(void))
+{
+	pid_t pid = fork();
+	int rc;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(child());
+	rc = wait_child(pid, 30);
+	ck_assert_msg(rc == 0, "fork %zu: child %s (%d)", f,
+		      rc < 0 ? "hung (killed)" : "failed", rc);
+}
+
+/* The child of test_fork_threads. */
+static int threads_child(void)
+{
+	return child_main(0);
+}
+
 /*
  * Memory in use after a trim: the bytes of size-class slabs and large blocks (must come
  * back exactly), and *@meta, all pages mapped to slabs (memdesc's own caches included:
@@ -215,17 +235,8 @@ START_TEST(test_fork_threads)
 	for (long i = 0; i < NTHREADS; i++)
 		ck_assert_int_eq(pthread_create(&th[i], NULL, churn, (void *)(i + 1)), 0);
 	for (size_t f = 0; f < forks; f++) {
-		pid_t pid;
-		int rc;
-
 		fill_blocks(&r);
-		pid = fork();
-		ck_assert_int_ge(pid, 0);
-		if (pid == 0)
-			_exit(child_main(0));
-		rc = wait_child(pid, 30);
-		ck_assert_msg(rc == 0, "fork %zu: child %s (%d)", f,
-			      rc < 0 ? "hung (killed)" : "failed", rc);
+		run_child(f, threads_child);
 		check_free_blocks();
 	}
 	atomic_store(&stop, 1);
@@ -278,21 +289,12 @@ START_TEST(test_fork_single)
 	mdt_rng_init(&r, mdt_seed(44));
 	fill_blocks(&r);
 	for (size_t f = 0; f < forks; f++) {
-		pid_t pid;
-		int rc;
-
 		for (size_t i = f * SINGLE_KEEP; i < (f + 1) * SINGLE_KEEP; i++) {
 			keep[i] = md_malloc(i % 16 ? mdt_rng_below(&r, 4096) : 40000 + i);
 			ck_assert_ptr_nonnull(keep[i]);
 		}
 		ck_assert_msg(__libc_single_threaded, "fork %zu: the parent has a thread", f);
-		pid = fork();
-		ck_assert_int_ge(pid, 0);
-		if (pid == 0)
-			_exit(single_child());
-		rc = wait_child(pid, 30);
-		ck_assert_msg(rc == 0, "fork %zu: child %s (%d)", f,
-			      rc < 0 ? "hung (killed)" : "failed", rc);
+		run_child(f, single_child);
 		for (int i = 0; i < NBLOCKS; i++)
 			ck_assert(check_block(i));
 	}
@@ -476,17 +478,8 @@ START_TEST(test_fork_deferred_stress)
 		ck_assert_ptr_nonnull(p[k].it);
 		ck_assert_int_eq(pthread_create(&t[k], NULL, producer, &p[k]), 0);
 	}
-	for (size_t f = 0; f < forks; f++) {
-		pid_t pid = fork();
-		int rc;
-
-		ck_assert_int_ge(pid, 0);
-		if (pid == 0)
-			_exit(stress_child());
-		rc = wait_child(pid, 30);
-		ck_assert_msg(rc == 0, "fork %zu: child %s (%d)", f,
-			      rc < 0 ? "hung (killed)" : "failed", rc);
-	}
+	for (size_t f = 0; f < forks; f++)
+		run_child(f, stress_child);
 	for (int k = 0; k < NPRODUCERS; k++)
 		ck_assert_int_eq(pthread_join(t[k], NULL), 0);
 	ck_assert_int_eq(md_rcu_barrier(), 0);
