@@ -151,11 +151,17 @@ static void kmem_mag_delete(struct kmem_magazine *m)
 }
 
 /* Empty a magazine into the slab layer and free it. */
-static void kmem_mag_destroy(struct kmem_cache *c, struct kmem_magazine *m)
+/* Give @m's objects back to their slabs; @m stays, empty. */
+static void kmem_mag_empty(struct kmem_cache *c, struct kmem_magazine *m)
 {
 	if (m->m_rounds)
 		kmem__slab_free_batch(c, m->m_obj, m->m_rounds);
 	m->m_rounds = 0;
+}
+
+static void kmem_mag_destroy(struct kmem_cache *c, struct kmem_magazine *m)
+{
+	kmem_mag_empty(c, m);
 	kmem_mag_delete(m);
 }
 
@@ -309,10 +315,8 @@ void kmem__depot_reap_idle(struct kmem_cache *c, uint64_t now, uint64_t idle_ms)
 		list = m;
 	}
 	pthread_mutex_unlock(&c->c_depot_lock);
-	for (m = list; m; m = m->m_next) {
-		kmem__slab_free_batch(c, m->m_obj, m->m_rounds);
-		m->m_rounds = 0;
-	}
+	for (m = list; m; m = m->m_next)
+		kmem_mag_empty(c, m);
 	kmem_depot_lock(c);
 	while (list) {
 		m = list;

@@ -33,10 +33,10 @@ struct hdr {
 static _Atomic(unsigned char *) shared[SHARED];
 static uint64_t seed0;
 
-static unsigned char *make(struct mdt_rng *r)
+/* A block of a header and @payload bytes, its tag drawn from @r, its pattern written. */
+static unsigned char *make_n(struct mdt_rng *r, size_t payload)
 {
-	size_t n = sizeof(struct hdr) + (mdt_rng_below(r, 10) == 0 ? mdt_rng_below(r, 200000)
-								   : mdt_rng_below(r, 2000));
+	size_t n = sizeof(struct hdr) + payload;
 	unsigned char *p = md_malloc(n);
 	struct hdr h = { n, mdt_rng_next(r) };
 
@@ -46,6 +46,13 @@ static unsigned char *make(struct mdt_rng *r)
 	for (size_t i = sizeof(h); i < n; i += 13)
 		p[i] = (unsigned char)(h.tag + i);
 	return p;
+}
+
+/* A block of mostly small sizes, one in ten up to 200,000 bytes. */
+static unsigned char *make(struct mdt_rng *r)
+{
+	return make_n(r, mdt_rng_below(r, 10) == 0 ? mdt_rng_below(r, 200000)
+						  : mdt_rng_below(r, 2000));
 }
 
 static int intact(const unsigned char *p)
@@ -122,20 +129,42 @@ static void *worker(void *arg)
 	return (void *)bad;
 }
 
-START_TEST(test_stress)
+/* NTHREADS threads of @fn (argument: the thread's number), joined; each must return NULL. */
+static void run_threads(void *(*fn)(void *))
 {
 	pthread_t th[NTHREADS];
-	struct md_malloc_stats ms;
 
-	seed0 = mdt_seed(7);
 	for (uintptr_t i = 0; i < NTHREADS; i++)
-		ck_assert_int_eq(pthread_create(&th[i], NULL, worker, (void *)i), 0);
+		ck_assert_int_eq(pthread_create(&th[i], NULL, fn, (void *)i), 0);
 	for (int i = 0; i < NTHREADS; i++) {
 		void *ret;
 
 		ck_assert_int_eq(pthread_join(th[i], &ret), 0);
 		ck_assert_msg(ret == NULL, "thread %d: failure %p", i, ret);
 	}
+}
+
+/*
+ * After a trim (twice, around the deferred frees): no small block in use, no slab of a
+ * size class left, memdesc consistent. *@ms: the statistics then.
+ */
+static void check_given_back(struct md_malloc_stats *ms)
+{
+	md_malloc_trim(0);
+	md_rcu_barrier();
+	md_malloc_trim(0);
+	md_malloc_stats(ms);
+	ck_assert_uint_eq(ms->small_in_use, 0);
+	ck_assert_uint_eq(ms->small_slab_bytes, 0);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+
+START_TEST(test_stress)
+{
+	struct md_malloc_stats ms;
+
+	seed0 = mdt_seed(7);
+	run_threads(worker);
 	for (int i = 0; i < SHARED; i++) {
 		unsigned char *p = atomic_exchange(&shared[i], NULL);
 
@@ -144,14 +173,8 @@ START_TEST(test_stress)
 			md_free(p);
 		}
 	}
-	md_malloc_trim(0);
-	md_rcu_barrier();
-	md_malloc_trim(0);
-	md_malloc_stats(&ms);
-	ck_assert_uint_eq(ms.small_in_use, 0);
+	check_given_back(&ms);
 	ck_assert_uint_eq(ms.large_in_use, 0);
-	ck_assert_uint_eq(ms.small_slab_bytes, 0);
-	ck_assert_int_eq(memdesc_verify(), 0);
 }
 END_TEST
 
@@ -180,15 +203,9 @@ static void *idle_worker(void *arg)
 		unsigned char *big;
 
 		for (int i = 0; i < BURST; i++) {
-			size_t n = sizeof(struct hdr) + mdt_rng_below(&r, 3000);
-			struct hdr h = { n, mdt_rng_next(&r) };
-
-			b[i] = md_malloc(n);
+			b[i] = make_n(&r, mdt_rng_below(&r, 3000));
 			if (!b[i])
 				return (void *)1;
-			memcpy(b[i], &h, sizeof(h));
-			for (size_t k = sizeof(h); k < n; k += 13)
-				b[i][k] = (unsigned char)(h.tag + k);
 		}
 		for (int i = 0; i < BURST; i++)
 			if (i % 4) {
@@ -211,19 +228,11 @@ static void *idle_worker(void *arg)
 
 START_TEST(test_stress_idle)
 {
-	pthread_t th[NTHREADS];
 	struct md_malloc_stats ms;
 	void *big;
 
 	seed0 = mdt_seed(11);
-	for (uintptr_t i = 0; i < NTHREADS; i++)
-		ck_assert_int_eq(pthread_create(&th[i], NULL, idle_worker, (void *)i), 0);
-	for (int i = 0; i < NTHREADS; i++) {
-		void *ret;
-
-		ck_assert_int_eq(pthread_join(th[i], &ret), 0);
-		ck_assert_msg(ret == NULL, "thread %d: failure %p", i, ret);
-	}
+	run_threads(idle_worker);
 	ck_assert_int_eq(md_malloc_verify(), 0);
 	/*
 	 * The exited threads' magazines went to the depots. A depot used since its stamp
@@ -240,13 +249,7 @@ START_TEST(test_stress_idle)
 	}
 	md_malloc_stats(&ms);
 	ck_assert_uint_eq(ms.small_in_depot, 0);
-	md_malloc_trim(0);
-	md_rcu_barrier();
-	md_malloc_trim(0);
-	md_malloc_stats(&ms);
-	ck_assert_uint_eq(ms.small_in_use, 0);
-	ck_assert_uint_eq(ms.small_slab_bytes, 0);
-	ck_assert_int_eq(memdesc_verify(), 0);
+	check_given_back(&ms);
 }
 END_TEST
 
