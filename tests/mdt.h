@@ -70,6 +70,8 @@ int mdt_run(Suite *s);
  * valgrind's tool binary.
  */
 int mdt_run_self(const char *opts, const char *const *args, char *err, size_t errlen);
+/* Sleep @ms milliseconds of CLOCK_MONOTONIC (the clock the allocator reads), signals or not. */
+void mdt_sleep_ms(long ms);
 /*
  * mdt_run_self() with the child's address space limited to @as_bytes (RLIMIT_AS, set
  * before the exec, so that it holds from the child's first instruction); 0: no limit.

@@ -22,7 +22,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <urcu-bp.h>
 
 #ifdef MEMDESC_FAULT_INJECTION
@@ -851,15 +850,6 @@ START_TEST(test_depot_batch_kept)
 }
 END_TEST
 
-/* Sleep @ms milliseconds of CLOCK_MONOTONIC, whatever signals come. */
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
-		;
-}
-
 /*
  * Freed blocks nobody asks for again go back (slab_mag.c, section 6): 8 MiB of 2000-byte
  * blocks freed at once sit in the depots; once they have been there longer than the idle
@@ -887,7 +877,7 @@ START_TEST(test_depot_idle_reaped)
 			md_free(small[i]);
 		md_malloc_stats(&m0);
 		ck_assert_uint_ge(m0.small_in_depot, 4 * MiB);
-		sleep_ms(30);
+		mdt_sleep_ms(30);
 		if (round == 1) {	/* the depot serves again: not idle */
 			for (int i = 0; i < NTAKE; i++)
 				ck_assert_ptr_nonnull(small[i] = md_malloc(2000));
@@ -906,7 +896,7 @@ START_TEST(test_depot_idle_reaped)
 			 * cache, which takes no pages and runs no reap).
 			 */
 			md_free(big);
-			sleep_ms(30);
+			mdt_sleep_ms(30);
 			big = md_malloc(2 * MiB);
 			ck_assert_ptr_nonnull(big);
 			md_malloc_stats(&m1);

@@ -12,12 +12,10 @@
 #include "md_rcu.h"
 #include "memdesc.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 #include <urcu-bp.h>
 
 #define NTHREADS 8
@@ -178,14 +176,6 @@ START_TEST(test_stress)
 }
 END_TEST
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
-		;
-}
-
 /*
  * Rounds of: a burst of small blocks, three quarters of them freed, a pause longer
  * than the idle time (the depots that burst filled are idle), a large block (the
@@ -212,7 +202,7 @@ static void *idle_worker(void *arg)
 				md_free(b[i]);
 				b[i] = NULL;
 			}
-		sleep_ms(6 + (long)mdt_rng_below(&r, 4));
+		mdt_sleep_ms(6 + (long)mdt_rng_below(&r, 4));
 		big = md_malloc(64 << 10);
 		if (!big)
 			return (void *)2;
@@ -242,7 +232,7 @@ START_TEST(test_stress_idle)
 	md_malloc_stats(&ms);
 	ck_assert_uint_gt(ms.small_in_depot, 0);
 	for (int i = 0; i < 2; i++) {
-		sleep_ms(30);
+		mdt_sleep_ms(30);
 		big = md_malloc(1 << 20);
 		ck_assert_ptr_nonnull(big);
 		md_free(big);
