@@ -863,6 +863,7 @@ void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st)
 	pthread_mutex_unlock(&c->c_lock);
 	pthread_mutex_lock(&c->c_depot_lock);
 	st->objs_depot = c->c_depot_objs;
+	st->depot_switches = c->c_depot_switches;
 	pthread_mutex_unlock(&c->c_depot_lock);
 	st->mag_rounds = kmem_mag_caps[atomic_load(&c->c_magtype)];
 	st->depot_contention = atomic_load(&c->c_contention);

@@ -158,6 +158,7 @@ struct kmem_cache_stats {
 	size_t objs_depot;	/* objects in depot magazines */
 	size_t mag_rounds;	/* capacity of new magazines */
 	size_t depot_contention;	/* depot trylock failures */
+	size_t depot_switches;	/* depot visits by another thread than the last one */
 };
 void kmem_cache_stats(struct kmem_cache *cache, struct kmem_cache_stats *st);
 

@@ -87,6 +87,8 @@ struct kmem_cache {
 	atomic_uint c_magtype;		/* index in kmem_mag_caps of new magazines */
 	atomic_size_t c_contention;	/* depot trylock failures */
 	size_t c_contention_seen;	/* c_contention at the last resize (depot lock) */
+	const struct kmem_tls *c_depot_user;	/* the thread that last took the depot lock */
+	size_t c_depot_switches;	/* changes of c_depot_user (depot lock) */
 	/*
 	 * Nonzero: an object the slab layer puts in a magazine gets c_mag_mark ^ its
 	 * address in its second word (objects of 16 bytes or more). The malloc layer marks

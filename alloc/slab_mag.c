@@ -23,12 +23,26 @@
  *    the depot has no full magazine, an empty magazine is filled with half its capacity
  *    from the slab layer in one locked step.
  *
- * 3. Magazine size grows under contention
+ * 3. Magazine size grows under contention and when threads share the depot
  *    The depot lock is taken with pthread_mutex_trylock first; a failure counts as
  *    contention (c_contention). Every KMEM_CONTENTION_STEP failures the cache's
  *    magazine type grows one step (4, 8, ... 256 rounds), so a contended cache visits
  *    its depot less often. Magazines of the old size stay in use: each magazine knows
  *    its capacity.
+ *    Contention is rare when threads outnumber the cores they run on (one waits for
+ *    the scheduler, not for the lock), yet each visit of a depot that another thread
+ *    used last moves its lock, its lists and the magazine's array between caches, and
+ *    the objects in it were written by the other thread. So a change of the depot's
+ *    user (c_depot_user, the struct kmem_tls that last took the lock) counts too:
+ *    every KMEM_CONTENTION_STEP changes grow the type one step, up to
+ *    KMEM_SHARED_MAX_ROUNDS rounds and KMEM_SHARED_MAX_BYTES of objects a magazine
+ *    (a thread keeps two loaded magazines a class: bigger ones are resident memory
+ *    that only this thread reuses). A cache one thread uses never grows this way.
+ *    memdesc-mtwork 4 x 1,000,000 (4 threads on 2 cores, blocks of 8 B-4 KiB, medians
+ *    of 15 runs): 5% less time, 8% less user time, 4% more peak resident memory
+ *    (0.69x glibc's); mt_alloc: the same time, 1% more. The bound is in bytes too
+ *    because with 64 rounds of any size mt_alloc's blocks of up to 32 KiB kept 17%
+ *    more resident.
  *
  * 4. Magazines come from slab caches of magazines, which have no magazine layer (a
  *    magazine cache's objects never need a magazine). The allocation path allocates a
@@ -75,6 +89,8 @@
 #include <time.h>
 
 #define KMEM_CONTENTION_STEP 16
+#define KMEM_SHARED_MAX_ROUNDS 64u	/* section 3 */
+#define KMEM_SHARED_MAX_BYTES 65536u
 
 const uint32_t kmem_mag_caps[KMEM_NR_MAGTYPES] = { 4, 8, 16, 32, 64, 128, 256 };
 struct kmem_cache *kmem_mag_cache[KMEM_NR_MAGTYPES];
@@ -167,22 +183,49 @@ static void kmem_mag_destroy(struct kmem_cache *c, struct kmem_magazine *m)
 
 /* ---- the depot ---------------------------------------------------------------- */
 
+/* One step bigger for new magazines of @c, if there is one. Depot lock. */
+static void kmem_magtype_grow(struct kmem_cache *c)
+{
+	unsigned int t = atomic_load_explicit(&c->c_magtype, memory_order_relaxed);
+
+	if (t + 1 < KMEM_NR_MAGTYPES)
+		atomic_store_explicit(&c->c_magtype, t + 1, memory_order_relaxed);
+}
+
+/*
+ * Count a change of the thread that uses @c's depot, and grow its magazines every
+ * KMEM_CONTENTION_STEP changes within the bounds for sharing (section 3). Depot lock.
+ */
+static void kmem_depot_note_user(struct kmem_cache *c)
+{
+	const struct kmem_tls *me = kmem__tls;
+	unsigned int next;
+
+	if (!me || me == c->c_depot_user)
+		return;
+	c->c_depot_user = me;
+	if (++c->c_depot_switches % KMEM_CONTENTION_STEP)
+		return;
+	next = atomic_load_explicit(&c->c_magtype, memory_order_relaxed) + 1;
+	if (next < KMEM_NR_MAGTYPES && kmem_mag_caps[next] <= KMEM_SHARED_MAX_ROUNDS &&
+	    kmem_mag_caps[next] * c->c_stride <= KMEM_SHARED_MAX_BYTES)
+		kmem_magtype_grow(c);
+}
+
 static void kmem_depot_lock(struct kmem_cache *c)
 {
-	if (pthread_mutex_trylock(&c->c_depot_lock) == 0)
-		return;
-	atomic_fetch_add_explicit(&c->c_contention, 1, memory_order_relaxed);
-	pthread_mutex_lock(&c->c_depot_lock);
-	{
-		size_t seen = atomic_load_explicit(&c->c_contention, memory_order_relaxed);
-		unsigned int t = atomic_load_explicit(&c->c_magtype, memory_order_relaxed);
+	size_t seen;
 
+	if (pthread_mutex_trylock(&c->c_depot_lock) != 0) {
+		atomic_fetch_add_explicit(&c->c_contention, 1, memory_order_relaxed);
+		pthread_mutex_lock(&c->c_depot_lock);
+		seen = atomic_load_explicit(&c->c_contention, memory_order_relaxed);
 		if (seen - c->c_contention_seen >= KMEM_CONTENTION_STEP) {
 			c->c_contention_seen = seen;
-			if (t + 1 < KMEM_NR_MAGTYPES)
-				atomic_store_explicit(&c->c_magtype, t + 1, memory_order_relaxed);
+			kmem_magtype_grow(c);
 		}
 	}
+	kmem_depot_note_user(c);
 }
 
 /* The idle clock of @c's full magazines starts at @now (ms; 0 means none). Depot lock. */

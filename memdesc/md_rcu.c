@@ -41,7 +41,8 @@
  *    the malloc as any caller's would. The worker is created detached, with every
  *    signal blocked (pthread_sigmask around pthread_create: it must not run a program's
  *    handlers), and:
- *      loop: a batch if the queue holds one; else wait on md_rcu.work for at most
+ *      loop: a batch if the queue holds one (then its magazines, which only fill, go
+ *      to the depots); else wait on md_rcu.work for at most
  *      MD_RCU_LINGER_MS, 20 ms (so a steady trickle of callbacks does not create a
  *      thread per callback); still nothing: give back its magazines and page cache
  *      (inside a section, as the malloc layer's thread exit does), look once more, and
@@ -212,9 +213,13 @@ static void md_rcu_section_leave(void)
 
 /*
  * Take the whole queue and run it after a grace period. The caller is the runner and
- * holds md_rcu.lock, which is dropped meanwhile and held again on return.
+ * holds md_rcu.lock, which is dropped meanwhile and held again on return. @worker: the
+ * worker, which then gives its magazines to the depots before the batch counts as
+ * done: it only frees, so they only fill, and what they hold serves no other thread
+ * (with magazines grown by sharing, slab_mag.c section 3, up to 128 objects a cache)
+ * until it ends.
  */
-static void md_rcu_run_batch_locked(void)
+static void md_rcu_run_batch_locked(bool worker)
 {
 	struct rcu_head *batch = md_rcu.head;
 	unsigned long n = md_rcu.queued - md_rcu.taken;	/* the queue's length */
@@ -232,6 +237,8 @@ static void md_rcu_run_batch_locked(void)
 		batch->func(batch);
 		batch = next;
 	}
+	if (worker)
+		kmem_thread_flush();
 	/* Inside the section: a fork sees the batch wholly run or wholly inflight. */
 	pthread_mutex_lock(&md_rcu.lock);
 	md_rcu.inflight = NULL;
@@ -270,7 +277,7 @@ static void *md_rcu_worker(void *arg)
 		int rc = 0;
 
 		if (md_rcu.head) {
-			md_rcu_run_batch_locked();
+			md_rcu_run_batch_locked(true);
 			continue;
 		}
 		md_rcu_deadline(&until, MD_RCU_LINGER_MS);
@@ -353,7 +360,7 @@ int md_rcu_barrier(void)
 		/* No worker could start: run the queue here. */
 		md_rcu.runner = true;
 		while (md_rcu.head && (long)(md_rcu.done - target) < 0)
-			md_rcu_run_batch_locked();
+			md_rcu_run_batch_locked(false);
 		md_rcu.runner = false;
 		if (md_rcu.head)
 			atomic_store_explicit(&md_rcu__want_worker, 1, memory_order_relaxed);

@@ -29,9 +29,10 @@
 
 /*
  * Slack over the first check's level for the caches whose level varies between runs:
- * page-map nodes (the node pool holds up to 256), struct slab (per-thread magazines of
- * the md_rcu worker, which frees descriptors of type-stable slabs, until it ends),
- * page blocks (one spare, reuse order).
+ * page-map nodes (the node pool holds up to 256), struct slab (magazines of threads
+ * that free descriptors of type-stable slabs: the md_rcu worker gives its own to the
+ * depots after each batch, but a md_rcu_barrier() caller that runs a batch keeps
+ * them), page blocks (one spare, reuse order).
  */
 #define MDT_NODE_SLACK 320
 #define MDT_SLABDESC_SLACK 32

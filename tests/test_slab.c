@@ -355,6 +355,109 @@ START_TEST(test_contention_grows_magazines)
 }
 END_TEST
 
+/*
+ * Threads that take turns on a cache, one at a time (a turn is handed over under a
+ * mutex, so no two use the depot at once: no contention), each turn allocating and
+ * freeing enough objects to visit the depot.
+ */
+struct turns {
+	struct kmem_cache *c;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int nthreads;
+	int turn;		/* whose turn: the turn count modulo nthreads */
+	int last;		/* turns in all */
+};
+
+struct turn_arg {
+	struct turns *tt;
+	int id;
+};
+
+static void one_turn(struct kmem_cache *c)
+{
+	void *objs[200];
+
+	for (int i = 0; i < 200; i++) {
+		objs[i] = kmem_cache_alloc(c);
+		ck_assert_ptr_nonnull(objs[i]);
+	}
+	for (int i = 0; i < 200; i++)
+		kmem_cache_free(c, objs[i]);
+}
+
+static void *thread_turns(void *arg)
+{
+	struct turn_arg *a = arg;
+	struct turns *tt = a->tt;
+
+	pthread_mutex_lock(&tt->lock);
+	for (;;) {
+		while (tt->turn < tt->last && tt->turn % tt->nthreads != a->id)
+			pthread_cond_wait(&tt->cond, &tt->lock);
+		if (tt->turn >= tt->last)
+			break;
+		one_turn(tt->c);
+		tt->turn++;
+		pthread_cond_broadcast(&tt->cond);
+	}
+	pthread_mutex_unlock(&tt->lock);
+	return NULL;
+}
+
+/* @nthreads threads take @turns turns on a new cache of @size-byte objects. */
+static void take_turns(size_t size, int nthreads, int turns, struct kmem_cache_stats *st0,
+		       struct kmem_cache_stats *st)
+{
+	struct turns tt = { .c = kmem_cache_create("turns", size, 0, 0), .nthreads = nthreads,
+			    .last = turns };
+	struct kmem_cache_stats end;
+	struct turn_arg a[2];
+	pthread_t t[2];
+
+	ck_assert_int_le(nthreads, 2);
+	ck_assert_ptr_nonnull(tt.c);
+	pthread_mutex_init(&tt.lock, NULL);
+	pthread_cond_init(&tt.cond, NULL);
+	kmem_cache_stats(tt.c, st0);
+	for (int i = 0; i < nthreads; i++) {
+		a[i] = (struct turn_arg){ &tt, i };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, thread_turns, &a[i]), 0);
+	}
+	for (int i = 0; i < nthreads; i++)
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+	ck_assert_int_eq(tt.turn, turns);
+	kmem_cache_stats(tt.c, st);
+	ck_assert_int_eq(kmem_cache_verify(tt.c), 0);
+	drain(tt.c);
+	kmem_cache_stats(tt.c, &end);
+	ck_assert_uint_eq(end.objs_slab_inuse, 0);
+	kmem_cache_destroy(tt.c);
+	pthread_cond_destroy(&tt.cond);
+	pthread_mutex_destroy(&tt.lock);
+}
+
+START_TEST(test_shared_depot_grows_magazines)
+{
+	struct kmem_cache_stats st0, st;
+
+	/* Two threads in turn: 16 -> 32 -> 64 rounds, and no further (the bound for sharing). */
+	take_turns(32, 2, 120, &st0, &st);
+	ck_assert_uint_eq(st0.mag_rounds, 16);
+	ck_assert_uint_ge(st.depot_switches, 120);
+	ck_assert_uint_eq(st.depot_contention, 0);
+	ck_assert_uint_eq(st.mag_rounds, 64);
+	/* 8 KiB objects: 4 -> 8 rounds, 64 KiB a magazine. */
+	take_turns(8192, 2, 120, &st0, &st);
+	ck_assert_uint_eq(st0.mag_rounds, 4);
+	ck_assert_uint_eq(st.mag_rounds, 8);
+	/* One thread as many turns: its depot never changes hands. */
+	take_turns(32, 1, 120, &st0, &st);
+	ck_assert_uint_le(st.depot_switches, 1);
+	ck_assert_uint_eq(st.mag_rounds, 16);
+}
+END_TEST
+
 START_TEST(test_typesafe_and_reap)
 {
 	struct kmem_cache *c = kmem_cache_create("rcu", 128, 0, KMC_TYPESAFE_BY_RCU);
@@ -495,6 +598,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_many_objects);
 	tcase_add_test(tc, test_cross_thread_and_exit);
 	tcase_add_test(tc, test_contention_grows_magazines);
+	tcase_add_test(tc, test_shared_depot_grows_magazines);
 	tcase_add_test(tc, test_typesafe_and_reap);
 	tcase_add_test(tc, test_drain_all);
 	tcase_add_test(tc, test_destroy_with_objects);
