@@ -950,6 +950,18 @@ static void md_reclaim_maybe(bool taking_pages)
  */
 static __thread bool md_last_cached __attribute__((tls_model("initial-exec")));
 
+/* The new folio @f as a block: its key word cleared, junk filled if asked. */
+static void *md_folio_block(struct folio *f)
+{
+	uint64_t *p = folio_address(f);
+
+	MD_VG_MALLOCLIKE(p, folio_nr_pages(f) << MD_PAGE_SHIFT_, 0);
+	p[1] = 0;
+	if (unlikely(md__opt.junk))
+		memset(p, 0xa5, folio_nr_pages(f) << MD_PAGE_SHIFT_);
+	return p;
+}
+
 static void *md_alloc_pages(size_t size, size_t align_pages)
 {
 	struct folio *f;
@@ -988,11 +1000,25 @@ static void *md_alloc_pages(size_t size, size_t align_pages)
 			return NULL;
 		}
 	}
-	MD_VG_MALLOCLIKE(folio_address(f), folio_nr_pages(f) << MD_PAGE_SHIFT_, 0);
-	((uint64_t *)folio_address(f))[1] = 0;
-	if (unlikely(md__opt.junk))
-		memset(folio_address(f), 0xa5, np << MD_PAGE_SHIFT_);
-	return folio_address(f);
+	return md_folio_block(f);
+}
+
+/*
+ * A large block of @np pages for realloc to move a block that grew into: placed where
+ * it can grow again in place (folio_alloc_growable), not taken from the large-block
+ * cache, whose blocks sit where blocks of their size were, between others. Failing
+ * that, as md_alloc_pages() would. md__enter() held.
+ */
+static void *md_alloc_growing(size_t np)
+{
+	struct folio *f;
+
+	md_reclaim_maybe(true);
+	f = folio_alloc_growable(np);
+	if (!f)
+		return md_alloc_pages(np << MD_PAGE_SHIFT_, 1);
+	md_last_cached = false;
+	return md_folio_block(f);
 }
 
 static inline void *md_alloc(size_t size)
@@ -1563,12 +1589,15 @@ void *md_realloc(void *p, size_t size)
 		/*
 		 * The pages after the block are taken: it moves, with 1/8 more pages than
 		 * asked, so that a block grown step by step among other blocks is copied
-		 * O(log) times, not once per step.
+		 * O(log) times, not once per step, to where it can grow on in place
+		 * (md_alloc_growing). A block that becomes large by growing is placed as
+		 * any other: when those too skipped the large-block cache and took the front
+		 * of the largest free range, mt_alloc's random reallocs took 5-23% more time
+		 * and 7-21% more resident memory; a large block that grows again is the one
+		 * likely to go on.
 		 */
 		if (need <= SIZE_MAX - MD_PAGE && np > have && np <= SIZE_MAX / MD_PAGE / 2) {
-			size_t want = np + np / 8;
-
-			q = md_alloc_pages(want << MD_PAGE_SHIFT_, 1);
+			q = md_alloc_growing(np + np / 8);
 			if (!q)
 				q = md_alloc_pages(need, 1);
 			q = md_realloc_move(&blk, q, size);

@@ -33,7 +33,7 @@
 struct kmem_cache *md_folio_cache;
 atomic_long md_nr_folios;
 
-static struct folio *md_folio_new(size_t npages, size_t align)
+static struct folio *md_folio_new(size_t npages, size_t align, unsigned int flags)
 {
 	struct folio *f;
 	unsigned long pfn;
@@ -42,7 +42,7 @@ static struct folio *md_folio_new(size_t npages, size_t align)
 	f = kmem_cache_alloc(md_folio_cache);
 	if (!f)
 		return NULL;
-	rc = pages__get_range(npages, align, false, &pfn);
+	rc = pages__get_range(npages, align, flags, &pfn);
 	if (rc) {
 		kmem_cache_free(md_folio_cache, f);
 		errno = -rc;
@@ -79,10 +79,11 @@ struct folio *folio_alloc(unsigned int order)
 		errno = EINVAL;
 		return NULL;
 	}
-	return md_folio_new((size_t)1 << order, (size_t)1 << order);
+	return md_folio_new((size_t)1 << order, (size_t)1 << order, 0);
 }
 
-struct folio *folio_alloc_pages(size_t npages)
+/* @npages pages at any pfn, placed as PAGES__* @flags say. */
+static struct folio *md_folio_pages(size_t npages, unsigned int flags)
 {
 	int rc = md__init_check();
 
@@ -94,7 +95,17 @@ struct folio *folio_alloc_pages(size_t npages)
 		errno = npages ? ENOMEM : EINVAL;
 		return NULL;
 	}
-	return md_folio_new(npages, 1);
+	return md_folio_new(npages, 1, flags);
+}
+
+struct folio *folio_alloc_pages(size_t npages)
+{
+	return md_folio_pages(npages, 0);
+}
+
+struct folio *folio_alloc_growable(size_t npages)
+{
+	return md_folio_pages(npages, PAGES__GROW);
 }
 
 struct folio *folio_alloc_aligned(size_t npages, size_t align_pages)
@@ -114,7 +125,7 @@ struct folio *folio_alloc_aligned(size_t npages, size_t align_pages)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return md_folio_new(npages, align_pages);
+	return md_folio_new(npages, align_pages, 0);
 }
 
 void folio_get(struct folio *f)

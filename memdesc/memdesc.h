@@ -214,6 +214,14 @@ struct folio *folio_alloc(unsigned int order);
  */
 struct folio *folio_alloc_pages(size_t npages);
 /**
+ * folio_alloc_growable() - as folio_alloc_pages(), placed where it can later grow in
+ * place (folio_resize): at the front of the largest free resident range rather than in
+ * the smallest that holds it. For a block that moved because it grew (realloc), which
+ * will likely grow again.
+ * Return: the folio, or NULL with errno EINVAL or ENOMEM.
+ */
+struct folio *folio_alloc_growable(size_t npages);
+/**
  * folio_alloc_aligned() - @npages pages (any number > 0) whose first pfn is a multiple
  * of @align_pages (a power of two), refcount 1 (aligned_alloc and friends above a page).
  * Return: the folio, or NULL with errno EINVAL (bad argument) or ENOMEM.

@@ -189,12 +189,17 @@ extern const struct xa_node_ops md_node_ops;
 int md__pages_init(void);
 /*
  * Frames for a new allocation: per-thread cache, dirty list, page arena. 0 / -ENOMEM.
- * @own: for the allocator's own bookkeeping (the slabs of the caches without magazines:
- * magazines, threads' magazine slots, cache descriptors), whose fresh pages do not ask for
- * a reclaim (pages.c, section 3): a burst of frees allocates magazines while it fills the
- * depots.
+ * @flags:
+ * PAGES__OWN: for the allocator's own bookkeeping (the slabs of the caches without
+ * magazines: magazines, threads' magazine slots, cache descriptors), whose fresh pages do
+ * not ask for a reclaim (pages.c, section 3): a burst of frees allocates magazines while
+ * it fills the depots.
+ * PAGES__GROW: an allocation that will likely grow in place (folio_alloc_growable): from
+ * the front of the largest dirty range rather than the smallest that fits (section 2).
  */
-int pages__get_range(size_t npages, size_t align, bool own, unsigned long *pfnp);
+#define PAGES__OWN 1u
+#define PAGES__GROW 2u
+int pages__get_range(size_t npages, size_t align, unsigned int flags, unsigned long *pfnp);
 /* Frames of a whole allocation back (to the per-thread cache or the dirty list). */
 void pages__put_range(unsigned long pfn, size_t npages);
 /* Map every page of [pfn, pfn + npages) to md. 0 / -ENOMEM (nothing mapped). */

@@ -794,6 +794,62 @@ START_TEST(test_dirty_best_fit)
 END_TEST
 
 /*
+ * An allocation that will grow (folio_alloc_growable) takes the front of the largest
+ * dirty range, where folio_alloc_pages() would take the smallest that holds it, and
+ * then grows in place over the rest of that range, with no fresh page. Dirty ranges of
+ * 10, 6 and 8 pages between live blocks, as in test_dirty_best_fit.
+ */
+START_TEST(test_dirty_growable_largest)
+{
+	static const size_t sz[3] = { 10, 6, 8 };
+	struct folio *d[3], *live[3], *x, *z;
+	struct memdesc_stats a, b;
+	unsigned long pfn[3];
+
+	memdesc_purge();
+	live[0] = folio_alloc_pages(30);
+	ck_assert_ptr_nonnull(live[0]);
+	ck_assert_int_eq(folio_resize(live[0], 2), 0);
+	for (int i = 0; i < 3; i++) {
+		d[i] = folio_alloc_pages(sz[i]);
+		ck_assert_ptr_nonnull(d[i]);
+		if (i < 2) {
+			live[i + 1] = folio_alloc_pages(2);
+			ck_assert_ptr_nonnull(live[i + 1]);
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		pfn[i] = folio_pfn(d[i]);
+		folio_put(d[i]);
+	}
+	memdesc_stats(&a);
+	ck_assert_uint_eq(a.pages_dirty, 24);
+	errno = 0;
+	ck_assert_ptr_null(folio_alloc_growable(0));
+	ck_assert_int_eq(errno, EINVAL);
+	x = folio_alloc_growable(5);
+	ck_assert_ptr_nonnull(x);
+	ck_assert_uint_eq(folio_pfn(x), pfn[0]);
+	ck_assert_uint_eq(folio_nr_pages(x), 5);
+	ck_assert_int_eq(folio_resize(x, 10), 0);	/* over the rest of the 10 */
+	memdesc_stats(&b);
+	ck_assert_uint_eq(b.pages_dirty, 14);
+	ck_assert_uint_eq(b.pages_arena_alloc, a.pages_arena_alloc);
+	ck_assert_int_ne(folio_resize(x, 11), 0);	/* a live block after it */
+	z = folio_alloc_growable(9);			/* held by none: fresh */
+	ck_assert_ptr_nonnull(z);
+	memdesc_stats(&b);
+	ck_assert_uint_eq(b.pages_dirty, 14);
+	ck_assert_uint_eq(b.pages_arena_alloc, a.pages_arena_alloc + 9);
+	folio_put(x);
+	folio_put(z);
+	for (int i = 0; i < 3; i++)
+		folio_put(live[i]);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+/*
  * An aligned request is carved from a dirty range that does not start aligned, at its
  * last aligned window (the front stays for the block before it to grow into).
  */
@@ -931,6 +987,7 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_dirty_coalesce);
 	tcase_add_test(tc, test_dirty_coalesce_among_others);
 	tcase_add_test(tc, test_dirty_best_fit);
+	tcase_add_test(tc, test_dirty_growable_largest);
 	tcase_add_test(tc, test_dirty_aligned_inside);
 	tcase_add_test(tc, test_dirty_whole_chunk_kept);
 	tcase_add_test(tc, test_chunks_released);
