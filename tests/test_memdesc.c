@@ -740,36 +740,56 @@ START_TEST(test_dirty_coalesce_among_others)
 END_TEST
 
 /*
- * Reuse from the dirty list (pages.c md_dirty_take): a range of exactly the size asked
- * for, else the smallest that holds it (carved at its front), else none (fresh pages
- * from the arena). Dirty ranges of 10, 6 and 8 pages, freed between live blocks (the
- * last one ends its run: a 1-page piece of it is all that may join the arena after).
+ * Dirty ranges of 10, 6 and 8 pages (their first pfns in @pfn) between live blocks
+ * (@live, 2 pages each), laid out in order by carving the dirty tail of one block:
+ * 2 + 10 + 2 + 6 + 2 + 8 (the last range ends the run: a 1-page piece of it is all that
+ * may join the arena after). @st: the statistics then.
  */
-START_TEST(test_dirty_best_fit)
+static void dirty_10_6_8(struct folio *live[3], unsigned long pfn[3], struct memdesc_stats *st)
 {
 	static const size_t sz[3] = { 10, 6, 8 };
-	struct folio *d[3], *live[4], *x, *y, *z;
-	struct memdesc_stats a, b;
-	unsigned long pfn[3];
+	struct folio *d[3];
 
 	memdesc_purge();
-	/* Laid out in order by carving the dirty tail of one block: 2 + 10 + 2 + 6 + 2 + 8. */
 	live[0] = folio_alloc_pages(30);
 	ck_assert_ptr_nonnull(live[0]);
 	ck_assert_int_eq(folio_resize(live[0], 2), 0);
 	for (int i = 0; i < 3; i++) {
 		d[i] = folio_alloc_pages(sz[i]);
 		ck_assert_ptr_nonnull(d[i]);
-		live[i + 1] = i < 2 ? folio_alloc_pages(2) : NULL;
-		ck_assert(i == 2 || live[i + 1]);
+		if (i < 2) {
+			live[i + 1] = folio_alloc_pages(2);
+			ck_assert_ptr_nonnull(live[i + 1]);
+		}
 	}
 	ck_assert_uint_eq(folio_pfn(d[2]), folio_pfn(live[0]) + 22);
 	for (int i = 0; i < 3; i++) {
 		pfn[i] = folio_pfn(d[i]);
 		folio_put(d[i]);
 	}
-	memdesc_stats(&a);
-	ck_assert_uint_eq(a.pages_dirty, 24);
+	memdesc_stats(st);
+	ck_assert_uint_eq(st->pages_dirty, 24);
+}
+
+static void put_all(struct folio *f[], int n)
+{
+	for (int i = 0; i < n; i++)
+		folio_put(f[i]);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+
+/*
+ * Reuse from the dirty list (pages.c md_dirty_take): a range of exactly the size asked
+ * for, else the smallest that holds it (carved at its front), else none (fresh pages
+ * from the arena).
+ */
+START_TEST(test_dirty_best_fit)
+{
+	struct folio *live[3], *x, *y, *z;
+	struct memdesc_stats a, b;
+	unsigned long pfn[3];
+
+	dirty_10_6_8(live, pfn, &a);
 	x = folio_alloc_pages(7);		/* the 8, carved: 1 page stays */
 	y = folio_alloc_pages(6);		/* the 6, exactly */
 	ck_assert_ptr_nonnull(x);
@@ -784,46 +804,23 @@ START_TEST(test_dirty_best_fit)
 	memdesc_stats(&b);
 	ck_assert_uint_eq(b.pages_dirty, 11);
 	ck_assert_uint_eq(b.pages_arena_alloc, a.pages_arena_alloc + 12);
-	folio_put(x);
-	folio_put(y);
-	folio_put(z);
-	for (int i = 0; i < 3; i++)
-		folio_put(live[i]);
-	ck_assert_int_eq(memdesc_verify(), 0);
+	put_all((struct folio *[]){ x, y, z }, 3);
+	put_all(live, 3);
 }
 END_TEST
 
 /*
  * An allocation that will grow (folio_alloc_growable) takes the front of the largest
  * dirty range, where folio_alloc_pages() would take the smallest that holds it, and
- * then grows in place over the rest of that range, with no fresh page. Dirty ranges of
- * 10, 6 and 8 pages between live blocks, as in test_dirty_best_fit.
+ * then grows in place over the rest of that range, with no fresh page.
  */
 START_TEST(test_dirty_growable_largest)
 {
-	static const size_t sz[3] = { 10, 6, 8 };
-	struct folio *d[3], *live[3], *x, *z;
+	struct folio *live[3], *x, *z;
 	struct memdesc_stats a, b;
 	unsigned long pfn[3];
 
-	memdesc_purge();
-	live[0] = folio_alloc_pages(30);
-	ck_assert_ptr_nonnull(live[0]);
-	ck_assert_int_eq(folio_resize(live[0], 2), 0);
-	for (int i = 0; i < 3; i++) {
-		d[i] = folio_alloc_pages(sz[i]);
-		ck_assert_ptr_nonnull(d[i]);
-		if (i < 2) {
-			live[i + 1] = folio_alloc_pages(2);
-			ck_assert_ptr_nonnull(live[i + 1]);
-		}
-	}
-	for (int i = 0; i < 3; i++) {
-		pfn[i] = folio_pfn(d[i]);
-		folio_put(d[i]);
-	}
-	memdesc_stats(&a);
-	ck_assert_uint_eq(a.pages_dirty, 24);
+	dirty_10_6_8(live, pfn, &a);
 	errno = 0;
 	ck_assert_ptr_null(folio_alloc_growable(0));
 	ck_assert_int_eq(errno, EINVAL);
@@ -841,11 +838,8 @@ START_TEST(test_dirty_growable_largest)
 	memdesc_stats(&b);
 	ck_assert_uint_eq(b.pages_dirty, 14);
 	ck_assert_uint_eq(b.pages_arena_alloc, a.pages_arena_alloc + 9);
-	folio_put(x);
-	folio_put(z);
-	for (int i = 0; i < 3; i++)
-		folio_put(live[i]);
-	ck_assert_int_eq(memdesc_verify(), 0);
+	put_all((struct folio *[]){ x, z }, 2);
+	put_all(live, 3);
 }
 END_TEST
 
