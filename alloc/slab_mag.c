@@ -38,9 +38,9 @@
  *    KMEM_SHARED_MAX_ROUNDS rounds and KMEM_SHARED_MAX_BYTES of objects a magazine
  *    (a thread keeps two loaded magazines a class: bigger ones are resident memory
  *    that only this thread reuses). A cache one thread uses never grows this way.
- *    memdesc-mtwork 4 x 1,000,000 (4 threads on 2 cores, blocks of 8 B-4 KiB, medians
- *    of 15 runs): 5% less time, 8% less user time, 4% more peak resident memory
- *    (0.69x glibc's); mt_alloc: the same time, 1% more. The bound is in bytes too
+ *    memdesc-mtwork 4 x 1,000,000 (4 threads on 2 cores, blocks of 8 B-4 KiB, two sets
+ *    of 15 runs, medians): 5-6% less time, 8% less user time, 3-4% more peak resident
+ *    memory (0.69x glibc's); mt_alloc: the same time, 1% more. The bound is in bytes too
  *    because with 64 rounds of any size mt_alloc's blocks of up to 32 KiB kept 17%
  *    more resident.
  *
