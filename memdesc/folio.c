@@ -37,12 +37,13 @@ static struct folio *md_folio_new(size_t npages, size_t align, unsigned int flag
 {
 	struct folio *f;
 	unsigned long pfn;
+	bool zeroed;
 	int rc;
 
 	f = kmem_cache_alloc(md_folio_cache);
 	if (!f)
 		return NULL;
-	rc = pages__get_range(npages, align, flags, &pfn);
+	rc = pages__get_range(npages, align, flags, &pfn, &zeroed);
 	if (rc) {
 		kmem_cache_free(md_folio_cache, f);
 		errno = -rc;
@@ -50,7 +51,7 @@ static struct folio *md_folio_new(size_t npages, size_t align, unsigned int flag
 	}
 	f->f_pfn = pfn;
 	__atomic_store_n(&f->f_npages, npages, __ATOMIC_RELAXED);
-	f->f_flags = 0;
+	f->f_flags = zeroed ? FOLIO_ZEROED : 0;
 	f->f_order = (npages & (npages - 1)) == 0 && (pfn & (npages - 1)) == 0
 			     ? (unsigned int)(63 - __builtin_clzl(npages))
 			     : FOLIO_ORDER_NONE;

@@ -200,8 +200,16 @@ struct folio {
 	size_t f_npages;	/* number of pages; atomic (lock-free readers peek) */
 	long f_refcount;	/* atomic; the folio is freed when it drops to 0 */
 	unsigned int f_order;	/* log2(f_npages) if naturally aligned, else FOLIO_ORDER_NONE */
-	unsigned int f_flags;	/* reserved, 0 */
+	unsigned int f_flags;	/* FOLIO_* */
 } __attribute__((aligned(16)));
+
+/*
+ * f_flags: the pages read as zero when the folio was allocated: they came from the page
+ * arena, where every free frame is zero (never written since the OS gave it, or purged;
+ * pages.c, section 3). A caller that wants zeroed memory need not clear them. Not kept
+ * up to date afterwards (the owner writes them; a grow may add dirty pages).
+ */
+#define FOLIO_ZEROED 1u
 
 /**
  * folio_alloc() - 2^@order naturally aligned pages, refcount 1.

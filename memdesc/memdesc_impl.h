@@ -195,11 +195,13 @@ int md__pages_init(void);
  * not ask for a reclaim (pages.c, section 3): a burst of frees allocates magazines while
  * it fills the depots.
  * PAGES__GROW: an allocation that will likely grow in place (folio_alloc_growable): from
- * the front of the largest dirty range rather than the smallest that fits (section 2).
+ * the front of the largest dirty range rather than the smallest that fits (section 3).
+ * @zeroed (may be NULL): set to whether the frames read as zero (from the page arena).
  */
 #define PAGES__OWN 1u
 #define PAGES__GROW 2u
-int pages__get_range(size_t npages, size_t align, unsigned int flags, unsigned long *pfnp);
+int pages__get_range(size_t npages, size_t align, unsigned int flags, unsigned long *pfnp,
+		     bool *zeroed);
 /* Frames of a whole allocation back (to the per-thread cache or the dirty list). */
 void pages__put_range(unsigned long pfn, size_t npages);
 /* Map every page of [pfn, pfn + npages) to md. 0 / -ENOMEM (nothing mapped). */

@@ -87,7 +87,11 @@
  *      reclaim there would empty what the next allocations are about to take. Pages a
  *      block grows into in place (pages_resize) count as any other.
  *    - In the page arena, free ranges coalesce; a wholly free imported span (whole
- *      chunks) goes back to the OS (phys.c).
+ *      chunks) goes back to the OS (phys.c). Every free frame there reads as zero:
+ *      frames enter it fresh from the OS (a chunk's commit), purged (md_purge_batch:
+ *      MADV_DONTNEED first), or untouched (a grow's frames given back); the dirty list
+ *      and the page blocks hold the written ones. So a range from the arena is zeroed
+ *      (pages__get_range, FOLIO_ZEROED): calloc clears nothing there.
  *    An allocation that finds the arena exhausted flushes the dirty list and the
  *    thread's cache and tries once more.
  *
@@ -926,11 +930,16 @@ unsigned int memdesc_reclaim_due(void)
 	return atomic_exchange_explicit(&md_reclaim_flags, 0, memory_order_relaxed);
 }
 
-/* Frames of @npages (not single pages) from the dirty list or the arena; PAGES__* @flags. */
-static int md_range_get(size_t npages, size_t align, unsigned int flags, unsigned long *pfnp)
+/*
+ * Frames of @npages (not single pages) from the dirty list or the arena; PAGES__* @flags.
+ * *@zeroed: from the arena, whose free frames are zero (section 3).
+ */
+static int md_range_get(size_t npages, size_t align, unsigned int flags, unsigned long *pfnp,
+			bool *zeroed)
 {
 	int rc;
 
+	*zeroed = false;
 	if (md_dirty_take(npages, align, flags & PAGES__GROW, pfnp)) {
 		md_reclaim_count(npages, false);
 		return 0;
@@ -944,6 +953,7 @@ static int md_range_get(size_t npages, size_t align, unsigned int flags, unsigne
 		pages__dirty_flush();
 		rc = md__arena_alloc(npages, align, pfnp);
 	}
+	*zeroed = rc == 0;
 	return rc;
 }
 
@@ -952,11 +962,12 @@ static int md_block_new(void)
 {
 	struct md_pblock *b = kmem_cache_alloc(md_pblock_cache);
 	unsigned long pfn;
+	bool zeroed;
 	void *old;
 
 	if (!b)
 		return -ENOMEM;
-	if (md_range_get(MD_BLOCK_PAGES, MD_BLOCK_PAGES, 0, &pfn)) {
+	if (md_range_get(MD_BLOCK_PAGES, MD_BLOCK_PAGES, 0, &pfn, &zeroed)) {
 		kmem_cache_free(md_pblock_cache, b);
 		return -ENOMEM;
 	}
@@ -1073,11 +1084,16 @@ static void md_block_drop_spare(void)
 /* ---- ranges ------------------------------------------------------------------- */
 
 static int md_frames_get(size_t npages, size_t align, unsigned int flags,
-			 unsigned long *pfnp);
+			 unsigned long *pfnp, bool *zeroed);
 
-int pages__get_range(size_t npages, size_t align, unsigned int flags, unsigned long *pfnp)
+int pages__get_range(size_t npages, size_t align, unsigned int flags, unsigned long *pfnp,
+		     bool *zeroed)
 {
-	int rc = md_frames_get(npages, align, flags, pfnp);
+	bool zero = false;
+	int rc = md_frames_get(npages, align, flags, pfnp, &zero);
+
+	if (zeroed)
+		*zeroed = zero;
 
 	if (rc == 0)	/* valgrind builds: the new owner's memory (md_valgrind.h) */
 		MD_VG_UNDEFINED(pfn_to_virt(*pfnp), npages << MD_PAGE_SHIFT);
@@ -1085,7 +1101,7 @@ int pages__get_range(size_t npages, size_t align, unsigned int flags, unsigned l
 }
 
 static int md_frames_get(size_t npages, size_t align, unsigned int flags,
-			 unsigned long *pfnp)
+			 unsigned long *pfnp, bool *zeroed)
 {
 	struct md_pcache *pc = &md_pcache;
 
@@ -1106,7 +1122,7 @@ static int md_frames_get(size_t npages, size_t align, unsigned int flags,
 		atomic_fetch_sub_explicit(&md_pcache_pages, 1, memory_order_relaxed);
 		return 0;
 	}
-	return md_range_get(npages, align, flags, pfnp);
+	return md_range_get(npages, align, flags, pfnp, zeroed);
 }
 
 void pages__put_range(unsigned long pfn, size_t npages)
@@ -1383,7 +1399,7 @@ int pages_alloc(memdesc_t md, size_t npages, size_t align_pages, unsigned long *
 	if (!pfnp || !md_valid_memdesc(md) || npages == 0 || npages > md_phys.nr_pfns ||
 	    !md_is_pow2(align_pages) || align_pages > md_phys.nr_pfns)
 		return -EINVAL;
-	rc = pages__get_range(npages, align_pages, 0, &pfn);
+	rc = pages__get_range(npages, align_pages, 0, &pfn, NULL);
 	if (rc)
 		return rc;
 	rc = pages__publish(pfn, npages, md);

@@ -613,6 +613,36 @@ START_TEST(test_realloc_doubling_in_place)
 }
 END_TEST
 
+/*
+ * calloc of a large block clears what needs it, whichever the pages' source: the page
+ * arena (zero already, FOLIO_ZEROED: nothing is cleared), the dirty list (written
+ * pages, here the tail of a shrunk block full of 0xff), the large-block cache (a freed
+ * block). Sizes leave 64 bytes of the last page for guard=1's canary.
+ */
+START_TEST(test_calloc_every_source)
+{
+	const size_t n = 1000 * PAGE - 64;
+	unsigned char *p, *q, *r;
+
+	md_malloc_trim(0);
+	p = md_calloc(1, 4 * MiB - 64);
+	ck_assert_ptr_nonnull(p);
+	ck_assert(all_zero(p, 4 * MiB - 64));
+	memset(p, 0xff, 4 * MiB - 64);
+	ck_assert_ptr_eq(md_realloc(p, 16 * PAGE - 64), p);	/* 1008 written pages: dirty */
+	q = md_calloc(1, n);
+	ck_assert_ptr_eq(q, p + 16 * PAGE);			/* the smallest dirty range */
+	ck_assert(all_zero(q, n));
+	memset(q, 0xee, n);
+	md_free(q);					/* into the large-block cache */
+	r = md_calloc(1, n);
+	ck_assert_ptr_nonnull(r);
+	ck_assert(all_zero(r, n));
+	md_free(r);
+	md_free(p);
+}
+END_TEST
+
 START_TEST(test_api)
 {
 	workloads[_i].fn();
@@ -1035,6 +1065,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_api, 0, (int)NWORKLOADS);
 	tcase_add_test(tc, test_realloc_in_place);
 	tcase_add_test(tc, test_realloc_doubling_in_place);
+	tcase_add_test(tc, test_calloc_every_source);
 	tcase_add_test(tc, test_aligned_small_class);
 	tcase_add_test(tc, test_large_cache_by_pages);
 	tcase_add_test(tc, test_large_cache_reclaimed);

@@ -781,7 +781,7 @@ static void put_all(struct folio *f[], int n)
 /*
  * Reuse from the dirty list (pages.c md_dirty_take): a range of exactly the size asked
  * for, else the smallest that holds it (carved at its front), else none (fresh pages
- * from the arena).
+ * from the arena, the only ones FOLIO_ZEROED: they read as zero).
  */
 START_TEST(test_dirty_best_fit)
 {
@@ -804,6 +804,11 @@ START_TEST(test_dirty_best_fit)
 	memdesc_stats(&b);
 	ck_assert_uint_eq(b.pages_dirty, 11);
 	ck_assert_uint_eq(b.pages_arena_alloc, a.pages_arena_alloc + 12);
+	ck_assert_uint_eq(x->f_flags & FOLIO_ZEROED, 0);
+	ck_assert_uint_eq(y->f_flags & FOLIO_ZEROED, 0);
+	ck_assert_uint_eq(z->f_flags & FOLIO_ZEROED, FOLIO_ZEROED);
+	for (size_t i = 0; i < 12 * 4096; i += 8)
+		ck_assert_uint_eq(*(uint64_t *)((char *)folio_address(z) + i), 0);
 	put_all((struct folio *[]){ x, y, z }, 3);
 	put_all(live, 3);
 }
