@@ -1094,8 +1094,10 @@ int pages__get_range(size_t npages, size_t align, unsigned int flags, unsigned l
 
 	if (zeroed)
 		*zeroed = zero;
-
-	if (rc == 0)	/* valgrind builds: the new owner's memory (md_valgrind.h) */
+	/* valgrind builds: the new owner's memory (md_valgrind.h), zeros it may read */
+	if (rc == 0 && zero)
+		MD_VG_DEFINED(pfn_to_virt(*pfnp), npages << MD_PAGE_SHIFT);
+	else if (rc == 0)
 		MD_VG_UNDEFINED(pfn_to_virt(*pfnp), npages << MD_PAGE_SHIFT);
 	return rc;
 }
