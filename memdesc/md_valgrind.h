@@ -6,7 +6,8 @@
  * single defined mapping: no use after free, no overflow, no leak inside it. With
  * MEMDESC_VALGRIND the client requests of <valgrind/memcheck.h> say:
  *   - pages: free frames are unaddressable (pages__release), frames handed out by the
- *     page allocator are addressable and undefined (pages__get_range);
+ *     page allocator are addressable and undefined, or defined when they come from the
+ *     page arena, whose frames read as zero (pages__get_range, FOLIO_ZEROED);
  *   - slab objects of caches made with kmem_cache_create() (the malloc size classes
  *     and user caches) are heap blocks of their object size: MALLOCLIKE when
  *     kmem_cache_alloc() returns them, FREELIKE when they are freed, unaddressable in a
