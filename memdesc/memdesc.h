@@ -204,10 +204,11 @@ struct folio {
 } __attribute__((aligned(16)));
 
 /*
- * f_flags: the pages read as zero when the folio was allocated: they came from the page
- * arena, where every free frame is zero (never written since the OS gave it, or purged;
- * pages.c, section 3). A caller that wants zeroed memory need not clear them. Not kept
- * up to date afterwards (the owner writes them; a grow may add dirty pages).
+ * FOLIO_ZEROED (f_flags): the pages read as zero when the folio was allocated: they
+ * came from the page arena, where every free frame is zero (never written since the OS
+ * gave it, or purged; pages.c, section 3). A caller that wants zeroed memory need not
+ * clear them. Not kept up to date afterwards (the owner writes them; a grow may add
+ * dirty pages).
  */
 #define FOLIO_ZEROED 1u
 
