@@ -140,6 +140,12 @@ void kmem_drain_all(void);
  * thread exit).
  */
 void kmem_thread_flush(void);
+/**
+ * kmem_threads() - how many threads hold magazines now, the allocator's own (the
+ * md_rcu worker) aside: the program's threads that use the caches. In a fork child,
+ * the parent's other threads stay counted. Context: any; one relaxed load.
+ */
+unsigned int kmem_threads(void);
 
 /**
  * kmem_cache_verify() - check the cache's slabs (lists, counts, bitmaps, page map) and

@@ -157,6 +157,9 @@ void kmem__cache_id_put(struct kmem_cache *c);
 
 /* Per-thread nesting depth of slab-layer growth (bounds the recursion). */
 extern __thread unsigned int kmem__nesting;
+/* Set by the allocator's own threads (the md_rcu worker) before they allocate: not
+ * counted by kmem_threads(). */
+extern __thread bool kmem__service_thread;
 
 /* A thread's magazines for one cache (slab_mag.c, section 1). */
 struct kmem_cpu {

@@ -97,6 +97,9 @@ struct kmem_cache *kmem_mag_cache[KMEM_NR_MAGTYPES];
 struct kmem_cache *kmem_tls_cache;
 
 __thread unsigned int kmem__nesting;
+__thread bool kmem__service_thread;
+/* Threads with a struct kmem_tls, service threads aside (kmem_threads). */
+static atomic_uint kmem_nr_threads;
 __thread struct kmem_tls *kmem__tls __attribute__((tls_model("initial-exec")));
 static __thread bool kmem_tls_busy;	/* creating it, or the thread has exited */
 
@@ -443,6 +446,8 @@ static struct kmem_tls *kmem_tls_get(void)
 			kmem_tls_list->t_prev = t;
 		kmem_tls_list = t;
 		pthread_mutex_unlock(&kmem_tls_lock);
+		if (!kmem__service_thread)
+			atomic_fetch_add_explicit(&kmem_nr_threads, 1, memory_order_relaxed);
 		md__thread_register();
 		kmem__tls = t;
 		kmem_tls_busy = false;
@@ -502,9 +507,16 @@ void kmem__thread_exit(void)
 	if (t->t_next)
 		t->t_next->t_prev = t->t_prev;
 	pthread_mutex_unlock(&kmem_tls_lock);
+	if (!kmem__service_thread)
+		atomic_fetch_sub_explicit(&kmem_nr_threads, 1, memory_order_relaxed);
 	kmem__tls = NULL;
 	kmem_tls_busy = true;	/* from now on this thread bypasses magazines */
 	kmem_cache_free(kmem_tls_cache, t);
+}
+
+unsigned int kmem_threads(void)
+{
+	return atomic_load_explicit(&kmem_nr_threads, memory_order_relaxed);
 }
 
 void kmem__mag_purge_all_threads(struct kmem_cache *c)

@@ -271,6 +271,7 @@ static void *md_rcu_worker(void *arg)
 	bool drained = false;
 
 	(void)arg;
+	kmem__service_thread = true;	/* not one of the program's threads (kmem_threads) */
 	pthread_mutex_lock(&md_rcu.lock);
 	for (;;) {
 		struct timespec until;

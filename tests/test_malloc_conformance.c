@@ -19,6 +19,7 @@
 #include "memdesc.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -616,13 +617,17 @@ END_TEST
 /*
  * calloc of a large block clears what needs it, whichever the pages' source: the page
  * arena (zero already, FOLIO_ZEROED: nothing is cleared), the dirty list (written
- * pages, here the tail of a shrunk block full of 0xff), the large-block cache (a freed
- * block). Sizes leave 64 bytes of the last page for guard=1's canary.
+ * pages, here the tail of a shrunk block full of 0xff: madvise with one thread, memset
+ * with more), the large-block cache (a freed block). Sizes leave 64 bytes of the last
+ * page for guard=1's canary. Run by the test's thread, then by a second one while the
+ * first holds magazines (kmem_threads() == 2).
  */
-START_TEST(test_calloc_every_source)
+static void *calloc_every_source(void *arg)
 {
 	const size_t n = 1000 * PAGE - 64;
 	unsigned char *p, *q, *r;
+
+	(void)arg;
 
 	md_malloc_trim(0);
 	p = md_calloc(1, 4 * MiB - 64);
@@ -640,6 +645,16 @@ START_TEST(test_calloc_every_source)
 	ck_assert(all_zero(r, n));
 	md_free(r);
 	md_free(p);
+	return NULL;
+}
+
+START_TEST(test_calloc_every_source)
+{
+	pthread_t t;
+
+	calloc_every_source(NULL);
+	ck_assert_int_eq(pthread_create(&t, NULL, calloc_every_source, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
 }
 END_TEST
 

@@ -8,6 +8,7 @@
 #include "memdesc.h"
 #include "md_rcu.h"
 #include "slab.h"
+#include "slab_impl.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -458,6 +459,54 @@ START_TEST(test_shared_depot_grows_magazines)
 }
 END_TEST
 
+/* A thread that uses a cache's magazines, then waits at @arg's barrier twice. */
+struct counted {
+	struct kmem_cache *c;
+	pthread_barrier_t barrier;
+	bool service;
+};
+
+static void *thread_counted(void *arg)
+{
+	struct counted *k = arg;
+
+	kmem__service_thread = k->service;
+	kmem_cache_free(k->c, kmem_cache_alloc(k->c));
+	pthread_barrier_wait(&k->barrier);	/* counted now */
+	pthread_barrier_wait(&k->barrier);
+	return NULL;
+}
+
+/*
+ * kmem_threads() counts the threads that hold magazines while they live, not the
+ * allocator's own (kmem__service_thread, the md_rcu worker).
+ */
+START_TEST(test_threads_counted)
+{
+	struct counted k = { .c = kmem_cache_create("counted", 48, 0, 0) };
+	unsigned int base;
+	pthread_t t;
+
+	ck_assert_ptr_nonnull(k.c);
+	kmem_cache_free(k.c, kmem_cache_alloc(k.c));	/* this thread holds magazines */
+	base = kmem_threads();
+	ck_assert_uint_ge(base, 1);
+	for (int service = 0; service < 2; service++) {
+		k.service = service;
+		pthread_barrier_init(&k.barrier, NULL, 2);
+		ck_assert_int_eq(pthread_create(&t, NULL, thread_counted, &k), 0);
+		pthread_barrier_wait(&k.barrier);
+		ck_assert_uint_eq(kmem_threads(), base + (service ? 0 : 1));
+		pthread_barrier_wait(&k.barrier);
+		ck_assert_int_eq(pthread_join(t, NULL), 0);
+		ck_assert_uint_eq(kmem_threads(), base);	/* its exit gave it back */
+		pthread_barrier_destroy(&k.barrier);
+	}
+	drain(k.c);
+	kmem_cache_destroy(k.c);
+}
+END_TEST
+
 START_TEST(test_typesafe_and_reap)
 {
 	struct kmem_cache *c = kmem_cache_create("rcu", 128, 0, KMC_TYPESAFE_BY_RCU);
@@ -599,6 +648,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_cross_thread_and_exit);
 	tcase_add_test(tc, test_contention_grows_magazines);
 	tcase_add_test(tc, test_shared_depot_grows_magazines);
+	tcase_add_test(tc, test_threads_counted);
 	tcase_add_test(tc, test_typesafe_and_reap);
 	tcase_add_test(tc, test_drain_all);
 	tcase_add_test(tc, test_destroy_with_objects);
