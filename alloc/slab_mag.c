@@ -169,7 +169,6 @@ static void kmem_mag_delete(struct kmem_magazine *m)
 	kmem_cache_free(kmem_mag_cache_of(m), m);
 }
 
-/* Empty a magazine into the slab layer and free it. */
 /* Give @m's objects back to their slabs; @m stays, empty. */
 static void kmem_mag_empty(struct kmem_cache *c, struct kmem_magazine *m)
 {
@@ -178,6 +177,7 @@ static void kmem_mag_empty(struct kmem_cache *c, struct kmem_magazine *m)
 	m->m_rounds = 0;
 }
 
+/* Empty a magazine into the slab layer and free it. */
 static void kmem_mag_destroy(struct kmem_cache *c, struct kmem_magazine *m)
 {
 	kmem_mag_empty(c, m);

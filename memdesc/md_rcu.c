@@ -213,13 +213,13 @@ static void md_rcu_section_leave(void)
 
 /*
  * Take the whole queue and run it after a grace period. The caller is the runner and
- * holds md_rcu.lock, which is dropped meanwhile and held again on return. @worker: the
- * worker, which then gives its magazines to the depots before the batch counts as
- * done: it only frees, so they only fill, and what they hold serves no other thread
+ * holds md_rcu.lock, which is dropped meanwhile and held again on return. The worker
+ * (kmem__service_thread) then gives its magazines to the depots before the batch counts
+ * as done: it only frees, so they only fill, and what they hold serves no other thread
  * (with magazines grown by sharing, slab_mag.c section 3, up to 128 objects a cache)
  * until it ends.
  */
-static void md_rcu_run_batch_locked(bool worker)
+static void md_rcu_run_batch_locked(void)
 {
 	struct rcu_head *batch = md_rcu.head;
 	unsigned long n = md_rcu.queued - md_rcu.taken;	/* the queue's length */
@@ -237,7 +237,7 @@ static void md_rcu_run_batch_locked(bool worker)
 		batch->func(batch);
 		batch = next;
 	}
-	if (worker)
+	if (kmem__service_thread)
 		kmem_thread_flush();
 	/* Inside the section: a fork sees the batch wholly run or wholly inflight. */
 	pthread_mutex_lock(&md_rcu.lock);
@@ -278,7 +278,7 @@ static void *md_rcu_worker(void *arg)
 		int rc = 0;
 
 		if (md_rcu.head) {
-			md_rcu_run_batch_locked(true);
+			md_rcu_run_batch_locked();
 			continue;
 		}
 		md_rcu_deadline(&until, MD_RCU_LINGER_MS);
@@ -361,7 +361,7 @@ int md_rcu_barrier(void)
 		/* No worker could start: run the queue here. */
 		md_rcu.runner = true;
 		while (md_rcu.head && (long)(md_rcu.done - target) < 0)
-			md_rcu_run_batch_locked(false);
+			md_rcu_run_batch_locked();
 		md_rcu.runner = false;
 		if (md_rcu.head)
 			atomic_store_explicit(&md_rcu__want_worker, 1, memory_order_relaxed);
