@@ -964,6 +964,58 @@ START_TEST(test_stats)
 }
 END_TEST
 
+/*
+ * The bitmap table's pages for a large import are committed in runs (phys.c, section
+ * 5): a first folio commits some, is freed and its chunks go back to the OS (the table
+ * pages stay), then a larger one whose range starts on those committed pages and goes
+ * on over new ones. Every word of the table for both folios' frames must be readable
+ * and writable (a page left PROT_NONE kills the test), and the count of table pages
+ * grows by no more than the pages the second folio's range spans.
+ */
+static size_t bitmap_table_pages(unsigned long pfn, size_t npages)
+{
+	uintptr_t first = (uintptr_t)md__bitmap_words(pfn) / MEMDESC_PAGE_SIZE;
+	uintptr_t last = (uintptr_t)md__bitmap_words(pfn + npages - 1) / MEMDESC_PAGE_SIZE;
+
+	return (size_t)(last - first + 1);
+}
+
+static void touch_bitmap_words(unsigned long pfn, size_t npages)
+{
+	for (size_t i = 0; i < npages; i += MD_BITMAP_PAGES) {
+		volatile uint64_t *w = md__bitmap_words(pfn + i);
+
+		*w = *w;	/* a folio's frames own no bitmap: the value stays */
+	}
+}
+
+START_TEST(test_bitmap_commit_runs)
+{
+	const size_t small = 12u << 20 >> MEMDESC_PAGE_SHIFT, big = 72u << 20 >> MEMDESC_PAGE_SHIFT;
+	struct memdesc_stats a, b;
+	struct folio *f;
+	unsigned long pfn;
+
+	f = folio_alloc_pages(small);
+	ck_assert_ptr_nonnull(f);
+	touch_bitmap_words(folio_pfn(f), small);
+	folio_put(f);
+	memdesc_purge();
+	memdesc_stats(&a);
+	f = folio_alloc_pages(big);
+	ck_assert_ptr_nonnull(f);
+	pfn = folio_pfn(f);
+	memdesc_stats(&b);
+	ck_assert_uint_ge(bitmap_table_pages(pfn, big), 9);
+	ck_assert_uint_gt(b.meta_bitmaps, a.meta_bitmaps);
+	ck_assert_uint_le(b.meta_bitmaps - a.meta_bitmaps,
+			  bitmap_table_pages(pfn, big) * MEMDESC_PAGE_SIZE);
+	touch_bitmap_words(pfn, big);
+	folio_put(f);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
 static Suite *memdesc_suite(void)
 {
 	Suite *s = suite_create("memdesc");
@@ -991,6 +1043,7 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_dirty_whole_chunk_kept);
 	tcase_add_test(tc, test_chunks_released);
 	tcase_add_test(tc, test_stats);
+	tcase_add_test(tc, test_bitmap_commit_runs);
 	suite_add_tcase(s, tc);
 	return s;
 }
