@@ -17,6 +17,11 @@
  *                             one block grown from 1 B to 1 MiB by realloc, K bytes at a
  *                             time (K = 0: doubling), its last byte written at each
  *                             step, then freed; the time is per whole growth
+ * malloc/large_churn/blocks:N  N live blocks of random sizes from 32 KiB + 1 to 256 KiB (the
+ *                             large-block path): free a random one, allocate one of a new
+ *                             random size, write its first byte; time per free+malloc
+ *                             (the large allocations of memdesc-mtwork, and of servers
+ *                             with buffers of varying sizes)
  * malloc/larson/threads:T     Larson and Krishnan's server workload: T threads each
  *                             work on one of T+1 pools of 1,000 blocks of random sizes
  *                             (16 B to 1 KiB), freeing a random block and allocating a
@@ -242,6 +247,45 @@ static void bm_realloc_growth(mdb_state *st)
 MDB_REGISTER(bm_realloc_growth, .name = "malloc/realloc_growth", .nargs = 2, .nsets = 12,
 	     .arg_names = (const char *const[]){ "alloc", "step" },
 	     .args = (const int64_t[]){ A4(0), A4(64), A4(4096) });
+
+/* ---- large churn --------------------------------------------------------------- */
+
+#define CHURN_MAX_BLOCKS 256
+#define CHURN_MIN ((size_t)32 << 10)
+#define CHURN_SPAN ((size_t)224 << 10)
+
+static void bm_large_churn(mdb_state *st)
+{
+	const struct mdb_alloc *a = bm_alloc(st);
+	size_t n = (size_t)mdb_arg(st, 1);
+	char *set[CHURN_MAX_BLOCKS] = { NULL };
+	uint64_t x = 0x2545f4914f6cdd1dULL;
+
+	if (a == NULL)
+		return;
+	if (n == 0 || n > CHURN_MAX_BLOCKS) {
+		mdb_skip_with_error(st, "blocks: 1 to 256");
+		return;
+	}
+	while (mdb_keep_running(st)) {
+		uint64_t r = bm_rand(&x);
+		char **b = &set[r % n];
+
+		a->free(*b);
+		*b = a->malloc(CHURN_MIN + 1 + (size_t)(r >> 20) % CHURN_SPAN);
+		if (*b == NULL) {
+			mdb_skip_with_error(st, "malloc failed");
+			break;
+		}
+		(*b)[0] = 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		a->free(set[i]);
+	mdb_set_items_processed(st, mdb_iterations(st));
+}
+MDB_REGISTER(bm_large_churn, .name = "malloc/large_churn", .nargs = 2, .nsets = 4,
+	     .arg_names = (const char *const[]){ "alloc", "blocks" },
+	     .args = (const int64_t[]){ A4(64) });
 
 /* ---- larson -------------------------------------------------------------------- */
 
