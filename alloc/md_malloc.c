@@ -960,19 +960,27 @@ static void md_reclaim_maybe(bool taking_pages)
 enum md_pages_from { MD_FROM_CACHE, MD_FROM_DIRTY, MD_FROM_ZERO };
 static __thread enum md_pages_from md_last_from __attribute__((tls_model("initial-exec")));
 
-/* The new folio @f as a block: its key word cleared, junk filled if asked. */
-static void *md_folio_block(struct folio *f)
+/*
+ * The large block @p of @np pages, just taken from @from, handed out: its key word
+ * cleared, and with junk=1 filled (then written, as a cached block is).
+ */
+static void *md_large_block(uint64_t *p, size_t np, enum md_pages_from from)
 {
-	uint64_t *p = folio_address(f);
-
-	MD_VG_MALLOCLIKE(p, folio_nr_pages(f) << MD_PAGE_SHIFT_, 0);
+	MD_VG_MALLOCLIKE(p, np << MD_PAGE_SHIFT_, 0);
 	p[1] = 0;
-	md_last_from = (f->f_flags & FOLIO_ZEROED) ? MD_FROM_ZERO : MD_FROM_DIRTY;
+	md_last_from = from;
 	if (unlikely(md__opt.junk)) {
-		memset(p, 0xa5, folio_nr_pages(f) << MD_PAGE_SHIFT_);
+		memset(p, 0xa5, np << MD_PAGE_SHIFT_);
 		md_last_from = MD_FROM_CACHE;
 	}
 	return p;
+}
+
+/* The new folio @f as a block. */
+static void *md_folio_block(struct folio *f)
+{
+	return md_large_block(folio_address(f), folio_nr_pages(f),
+			      (f->f_flags & FOLIO_ZEROED) ? MD_FROM_ZERO : MD_FROM_DIRTY);
 }
 
 static void *md_alloc_pages(size_t size, size_t align_pages)
@@ -991,14 +999,8 @@ static void *md_alloc_pages(size_t size, size_t align_pages)
 		size_t got;
 		uint64_t *p = md_lc_take(np, &got);
 
-		if (p) {
-			MD_VG_MALLOCLIKE(p, got << MD_PAGE_SHIFT_, 0);
-			p[1] = 0;
-			if (unlikely(md__opt.junk))
-				memset(p, 0xa5, np << MD_PAGE_SHIFT_);
-			md_last_from = MD_FROM_CACHE;
-			return p;
-		}
+		if (p)
+			return md_large_block(p, got, MD_FROM_CACHE);
 	}
 	md_reclaim_maybe(true);
 	f = align_pages > 1 ? folio_alloc_aligned(np, align_pages) : folio_alloc_pages(np);

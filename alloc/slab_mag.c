@@ -186,13 +186,17 @@ static void kmem_mag_destroy(struct kmem_cache *c, struct kmem_magazine *m)
 
 /* ---- the depot ---------------------------------------------------------------- */
 
-/* One step bigger for new magazines of @c, if there is one. Depot lock. */
-static void kmem_magtype_grow(struct kmem_cache *c)
+/*
+ * One step bigger for new magazines of @c, if there is one within @max_rounds rounds and
+ * @max_bytes of objects. Depot lock.
+ */
+static void kmem_magtype_grow(struct kmem_cache *c, uint32_t max_rounds, size_t max_bytes)
 {
-	unsigned int t = atomic_load_explicit(&c->c_magtype, memory_order_relaxed);
+	unsigned int next = atomic_load_explicit(&c->c_magtype, memory_order_relaxed) + 1;
 
-	if (t + 1 < KMEM_NR_MAGTYPES)
-		atomic_store_explicit(&c->c_magtype, t + 1, memory_order_relaxed);
+	if (next < KMEM_NR_MAGTYPES && kmem_mag_caps[next] <= max_rounds &&
+	    kmem_mag_caps[next] * c->c_stride <= max_bytes)
+		atomic_store_explicit(&c->c_magtype, next, memory_order_relaxed);
 }
 
 /*
@@ -202,17 +206,12 @@ static void kmem_magtype_grow(struct kmem_cache *c)
 static void kmem_depot_note_user(struct kmem_cache *c)
 {
 	const struct kmem_tls *me = kmem__tls;
-	unsigned int next;
 
 	if (!me || me == c->c_depot_user)
 		return;
 	c->c_depot_user = me;
-	if (++c->c_depot_switches % KMEM_CONTENTION_STEP)
-		return;
-	next = atomic_load_explicit(&c->c_magtype, memory_order_relaxed) + 1;
-	if (next < KMEM_NR_MAGTYPES && kmem_mag_caps[next] <= KMEM_SHARED_MAX_ROUNDS &&
-	    kmem_mag_caps[next] * c->c_stride <= KMEM_SHARED_MAX_BYTES)
-		kmem_magtype_grow(c);
+	if (++c->c_depot_switches % KMEM_CONTENTION_STEP == 0)
+		kmem_magtype_grow(c, KMEM_SHARED_MAX_ROUNDS, KMEM_SHARED_MAX_BYTES);
 }
 
 static void kmem_depot_lock(struct kmem_cache *c)
@@ -225,7 +224,7 @@ static void kmem_depot_lock(struct kmem_cache *c)
 		seen = atomic_load_explicit(&c->c_contention, memory_order_relaxed);
 		if (seen - c->c_contention_seen >= KMEM_CONTENTION_STEP) {
 			c->c_contention_seen = seen;
-			kmem_magtype_grow(c);
+			kmem_magtype_grow(c, UINT32_MAX, SIZE_MAX);
 		}
 	}
 	kmem_depot_note_user(c);
