@@ -1735,25 +1735,35 @@ size_t md_malloc_usable_size(void *p)
 int md_malloc_trim(size_t pad)
 {
 	(void)pad;
-	if (md__enter())
-		return 0;
-	md_lc_drain();
-	kmem_thread_flush();
-	memdesc_thread_drain();
-	kmem_reap_all();
-	kmem_reap_all();
-	md__leave();
 	/*
-	 * The reaps handed type-stable slabs (and page-map nodes) to a grace period: let
-	 * them and every earlier deferred free run, outside our section (a barrier inside
-	 * a read-side section would wait for itself: it returns at once instead), so that
-	 * the purge below returns their pages too.
+	 * Two passes. Each lets the deferred frees queued so far run (outside our section:
+	 * a barrier inside a read-side section would wait for itself, so it returns at once
+	 * instead), reaps every cache twice, lets the type-stable slabs the reaps handed to
+	 * a grace period go, and returns the free pages. The first starts with what this
+	 * thread and the large-block cache hold, and ends by pruning the page map's empty
+	 * nodes (memdesc_prune), which are freed after a grace period into slabs that only
+	 * the second pass's reaps can empty.
 	 */
-	md_rcu_barrier();
-	if (md__enter())
-		return 0;
-	memdesc_purge();
-	md__leave();
+	for (int pass = 0; pass < 2; pass++) {
+		md_rcu_barrier();
+		if (md__enter())
+			return 0;
+		if (pass == 0) {
+			md_lc_drain();
+			kmem_thread_flush();
+			memdesc_thread_drain();
+		}
+		kmem_reap_all();
+		kmem_reap_all();
+		md__leave();
+		md_rcu_barrier();
+		if (md__enter())
+			return 0;
+		memdesc_purge();
+		if (pass == 0)
+			memdesc_prune();
+		md__leave();
+	}
 	return 1;
 }
 

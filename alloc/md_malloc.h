@@ -100,8 +100,9 @@ MD_API void md_free_aligned_sized(void *ptr, size_t align, size_t size);
  * md_malloc_trim() - run the deferred frees queued so far (slabs and page-map nodes
  * waiting for an RCU grace period), give back what the calling thread caches
  * (magazines, page cache), reap every cache twice (all empty slabs and unused
- * magazines go back) and return every free page to the OS. @pad is ignored (glibc's
- * malloc_trim argument).
+ * magazines go back), return every free page to the OS, and free the page-map nodes
+ * kept for free pages (then reap and return pages once more). @pad is ignored
+ * (glibc's malloc_trim argument).
  * Context: takes the allocator's locks; waits for a grace period, unless called inside
  * an urcu-bp read-side section (then deferred frees stay queued); O(caches + free
  * ranges).

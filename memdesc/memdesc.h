@@ -336,6 +336,16 @@ void memdesc_stats(struct memdesc_stats *st);
 void memdesc_purge(void);
 
 /**
+ * memdesc_prune() - free the page map's empty nodes, which it keeps while their OS
+ * chunk is committed (pages.c, section 9), so that a trim returns them too: a chunk
+ * stays committed while anything is allocated in it, and after a peak the nodes kept
+ * for its free pages hold slabs of the node cache all over the arena. The nodes are
+ * freed after a grace period, into their cache, whose emptied slabs a reap then
+ * returns. Context: takes the page map's lock; never allocates; O(nodes).
+ */
+void memdesc_prune(void);
+
+/**
  * memdesc_reclaim_due() - what the client should now give back of the memory it keeps
  * idle, and forget the requests: 0, or MEMDESC_RECLAIM_* bits (pages.c section 3,
  * "reclaim before growing"). GREW: the page allocator took fresh pages from the arena
