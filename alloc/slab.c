@@ -349,8 +349,8 @@ static struct slab *kmem_slab_grow(struct kmem_cache *c)
 		if (!s)
 			goto out;
 	}
-	if (pages__get_range(np, np, (c->c_flags & KMC_NOMAGAZINE) ? PAGES__OWN : 0, &pfn,
-			     NULL)) {
+	if (pages__get_range(np, np, ((c->c_flags & KMC_NOMAGAZINE) ? PAGES__OWN : 0) |
+			     (c->c_static ? PAGES__META : 0), &pfn, NULL)) {
 		if (s)
 			kmem_cache_free(kmem_slab_cache, s);
 		s = NULL;

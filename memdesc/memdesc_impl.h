@@ -114,6 +114,11 @@ _Static_assert(((size_t)MD_BITMAP_PAGES << MD_PAGE_SHIFT) / sizeof(uint64_t) ==
 int md__phys_init(void);
 /* Frames from the page arena (no page map). 0 / -ENOMEM. */
 int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp);
+/*
+ * Frames from the committed spans of the page arena, as low as it finds them (phys.c,
+ * section 2); never imports. 0 / -ENOMEM.
+ */
+int md__arena_alloc_low(size_t npages, size_t align, unsigned long *pfnp);
 /* Frames [pfn, pfn + npages) if all free in the page arena. 0 / -ENOMEM. */
 int md__arena_take(unsigned long pfn, size_t npages);
 /* Give frames back to the page arena. Never allocates. */
@@ -196,10 +201,14 @@ int md__pages_init(void);
  * it fills the depots.
  * PAGES__GROW: an allocation that will likely grow in place (folio_alloc_growable): from
  * the front of the largest dirty range rather than the smallest that fits (section 3).
+ * PAGES__META: a slab of the allocator's own descriptors (the boot area's caches: struct
+ * slab, magazines, page-map nodes, folios...): as low in the arena as there is room
+ * (section 3, "metadata at the bottom").
  * @zeroed (may be NULL): set to whether the frames read as zero (from the page arena).
  */
 #define PAGES__OWN 1u
 #define PAGES__GROW 2u
+#define PAGES__META 4u
 int pages__get_range(size_t npages, size_t align, unsigned int flags, unsigned long *pfnp,
 		     bool *zeroed);
 /* Frames of a whole allocation back (to the per-thread cache or the dirty list). */

@@ -20,6 +20,9 @@
  *      mapping over the range drops its pages and its commit charge) and gives the
  *      chunks back. vmem releases an imported span when it is wholly free, so a fully
  *      free chunk goes back to the OS and the resident size follows memory in use.
+ *      md__arena_alloc_low() serves the allocator's own slabs from the committed spans'
+ *      lowest window with room (pages.c, section 3): constrained allocations, which
+ *      vmem never imports for.
  *
  * 3. The limit
  *    Read once at initialisation, without allocating: MEMDESC_OPTIONS="limit=8G"
@@ -400,6 +403,29 @@ int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp)
 				 &pfn);
 	if (rc)
 		return -ENOMEM;
+	atomic_fetch_add(&md_phys.arena_pages, npages);
+	*pfnp = pfn;
+	return 0;
+}
+
+/*
+ * The lowest windows first: [0, 16 MiB), then 4 times larger each time, up to the
+ * reservation. A constrained vmem allocation never imports, so each try looks only at
+ * committed spans; instant-fit takes the lowest fitting range of the segment it picks.
+ */
+int md__arena_alloc_low(size_t npages, size_t align, unsigned long *pfnp)
+{
+	uintptr_t pfn;
+
+	for (unsigned long lim = 4096; ; lim <<= 2) {
+		if (lim > md_phys.nr_pfns)
+			lim = md_phys.nr_pfns;
+		if (vmem_xalloc(md_phys.page_arena, npages, align > 1 ? align : 0, 0, 0, 0, lim,
+				VMEM_INSTANTFIT, &pfn) == 0)
+			break;
+		if (lim == md_phys.nr_pfns)
+			return -ENOMEM;
+	}
 	atomic_fetch_add(&md_phys.arena_pages, npages);
 	*pfnp = pfn;
 	return 0;

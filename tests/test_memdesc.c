@@ -1016,6 +1016,38 @@ START_TEST(test_bitmap_commit_runs)
 }
 END_TEST
 
+/*
+ * A slab of the allocator's own descriptors (PAGES__META) takes free frames of the
+ * committed arena's lowest window that has room (pages.c, section 3), not a range of the
+ * dirty list, which may be anywhere: three ranges of 16 pages in one chunk, the first
+ * freed and purged back to the arena, the third freed onto the dirty list; a META
+ * request gets frames in the first 16 MiB and leaves the dirty range, which an ordinary
+ * request then takes.
+ */
+START_TEST(test_meta_at_bottom)
+{
+	unsigned long r[3], meta, plain;
+
+	memdesc_purge();
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(pages__get_range(16, 16, 0, &r[i], NULL), 0);
+	ck_assert_uint_lt(r[2], 4096);		/* a fresh process: the first chunks */
+	pages__put_range(r[0], 16);
+	memdesc_purge();			/* r[0] free in the arena; r[1] keeps the chunk */
+	pages__put_range(r[2], 16);		/* on the dirty list */
+	ck_assert_int_eq(pages__get_range(16, 16, PAGES__META, &meta, NULL), 0);
+	ck_assert_uint_ne(meta, r[2]);
+	ck_assert_uint_lt(meta, 4096);
+	ck_assert_int_eq(pages__get_range(16, 16, 0, &plain, NULL), 0);
+	ck_assert_uint_eq(plain, r[2]);
+	pages__put_range(meta, 16);
+	pages__put_range(plain, 16);
+	pages__put_range(r[1], 16);
+	memdesc_purge();
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
 static Suite *memdesc_suite(void)
 {
 	Suite *s = suite_create("memdesc");
@@ -1044,6 +1076,7 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_chunks_released);
 	tcase_add_test(tc, test_stats);
 	tcase_add_test(tc, test_bitmap_commit_runs);
+	tcase_add_test(tc, test_meta_at_bottom);
 	suite_add_tcase(s, tc);
 	return s;
 }
