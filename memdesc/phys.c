@@ -391,21 +391,27 @@ int md__phys_init(void)
 
 /* ---- frames for the page allocator ------------------------------------------- */
 
-int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp)
+/* Frames of page_arena below pfn @below (0: anywhere; then it may import). 0 / -ENOMEM. */
+static int md_arena_get(size_t npages, size_t align, unsigned long below, unsigned long *pfnp)
 {
 	uintptr_t pfn;
 	int rc;
 
-	if (align <= 1)
+	if (align <= 1 && !below)
 		rc = vmem_alloc(md_phys.page_arena, npages, VMEM_INSTANTFIT, &pfn);
 	else
-		rc = vmem_xalloc(md_phys.page_arena, npages, align, 0, 0, 0, 0, VMEM_INSTANTFIT,
-				 &pfn);
+		rc = vmem_xalloc(md_phys.page_arena, npages, align > 1 ? align : 0, 0, 0, 0,
+				 below, VMEM_INSTANTFIT, &pfn);
 	if (rc)
 		return -ENOMEM;
 	atomic_fetch_add(&md_phys.arena_pages, npages);
 	*pfnp = pfn;
 	return 0;
+}
+
+int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp)
+{
+	return md_arena_get(npages, align, 0, pfnp);
 }
 
 /*
@@ -415,20 +421,14 @@ int md__arena_alloc(size_t npages, size_t align, unsigned long *pfnp)
  */
 int md__arena_alloc_low(size_t npages, size_t align, unsigned long *pfnp)
 {
-	uintptr_t pfn;
-
 	for (unsigned long lim = 4096; ; lim <<= 2) {
 		if (lim > md_phys.nr_pfns)
 			lim = md_phys.nr_pfns;
-		if (vmem_xalloc(md_phys.page_arena, npages, align > 1 ? align : 0, 0, 0, 0, lim,
-				VMEM_INSTANTFIT, &pfn) == 0)
-			break;
+		if (md_arena_get(npages, align, lim, pfnp) == 0)
+			return 0;
 		if (lim == md_phys.nr_pfns)
 			return -ENOMEM;
 	}
-	atomic_fetch_add(&md_phys.arena_pages, npages);
-	*pfnp = pfn;
-	return 0;
 }
 
 int md__arena_take(unsigned long pfn, size_t npages)
