@@ -438,6 +438,7 @@ static int md_lookup_block(void *p, const char *fn, bool freeing, struct md_bloc
 		size_t size = c->c_size, off;
 		unsigned int cls;
 		uint32_t i;
+		bool exact;
 		const uint64_t *bm;
 
 		if (unlikely(size > MD_SMALL_MAX ||
@@ -447,8 +448,8 @@ static int md_lookup_block(void *p, const char *fn, bool freeing, struct md_bloc
 			return -1;
 		}
 		off = (size_t)((char *)p - (char *)md__pfn_to_virt(s->s_pfn));
-		i = (uint32_t)(((unsigned __int128)c->c_recip * off) >> 64);
-		if (unlikely((size_t)i * c->c_stride != off || i >= c->c_nobj)) {
+		i = kmem__obj_index(c->c_recip, off, &exact);
+		if (unlikely(!exact || i >= c->c_nobj)) {
 			if (i >= c->c_nobj)
 				md_bad(fn, p, "invalid pointer: inside a slab but in no block",
 				       NULL, 0);
@@ -1244,13 +1245,14 @@ md_fast_small_block(void *p, memdesc_t md)
 	const uint64_t *bm;
 	size_t off;
 	uint32_t i;
+	bool exact;
 
 	if (unlikely(memdesc_type(md) != MEMDESC_SLAB))
 		return NULL;
 	fc = &md_fclass[memdesc_tag(md)];
 	off = (uintptr_t)p & fc->slab_mask;
-	i = (uint32_t)(((unsigned __int128)fc->recip * off) >> 64);
-	if (unlikely((size_t)i * fc->stride != off || i >= fc->nobj))
+	i = kmem__obj_index(fc->recip, off, &exact);
+	if (unlikely(!exact || i >= fc->nobj))
 		return NULL;
 	bm = (const uint64_t *)(fc->bm_base + (((uintptr_t)p - off) >> fc->bm_shift));
 	if (unlikely(!((__atomic_load_n(&bm[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1) ||

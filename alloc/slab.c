@@ -71,6 +71,8 @@
 
 #define KMEM_MIN_SLAB_BYTES ((size_t)16 << 10)
 #define KMEM_MAX_SLAB_PAGES 2048u	/* 8 MiB */
+_Static_assert(((uint64_t)KMEM_MAX_SLAB_PAGES << MD_PAGE_SHIFT) <= UINT32_MAX,
+	       "kmem__obj_index: a slab's offsets fit 32 bits");
 #define KMEM_EMPTY_MAX 4		/* empty slabs kept between reaps */
 #define KMEM_NR_STATIC 16
 
@@ -256,10 +258,7 @@ static inline uint32_t kmem_empty_inuse(const struct kmem_cache *c)
 /* Index of the object at byte offset @off, and whether @off is its start. */
 static inline uint32_t kmem_obj_index(const struct kmem_cache *c, size_t off, bool *exact)
 {
-	uint64_t low = c->c_recip * (uint64_t)off;
-
-	*exact = ((unsigned __int128)low * c->c_stride) >> 64 == 0;
-	return (uint32_t)(((unsigned __int128)c->c_recip * off) >> 64);
+	return kmem__obj_index(c->c_recip, off, exact);
 }
 
 static inline bool kmem_bit(const uint64_t *bm, uint32_t i)

@@ -111,6 +111,24 @@ static inline uint64_t *kmem__bitmap(const struct kmem_cache *c, unsigned long p
 	return (uint64_t *)((char *)md__pfn_to_virt(pfn) + c->c_bitmap_off);
 }
 
+/*
+ * The index of the object at byte offset @off of a slab whose stride has the
+ * reciprocal @recip (c_recip), and in *@exact whether @off is that object's start:
+ * one multiplication gives both (Lemire, Kaser and Kurz, "Faster remainder by direct
+ * computation", 2019): for @off < 2^32 and recip = ceil(2^64 / stride), the high half
+ * of recip * off is off / stride and the low half is below recip exactly when the
+ * division leaves no remainder. Slabs are at most 8 MiB (slab.c, KMEM_MAX_SLAB_PAGES).
+ * free()'s fast path tested i * stride == off instead: a second multiplication after
+ * the first, on its critical path.
+ */
+static inline uint32_t kmem__obj_index(uint64_t recip, size_t off, bool *exact)
+{
+	unsigned __int128 prod = (unsigned __int128)recip * off;
+
+	*exact = (uint64_t)prod < recip;
+	return (uint32_t)(prod >> 64);
+}
+
 /* Internal caches, in the boot area (slab.c). */
 extern struct kmem_cache *kmem_slab_cache;
 extern struct kmem_cache *kmem_mag_cache[KMEM_NR_MAGTYPES];

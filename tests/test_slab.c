@@ -634,6 +634,50 @@ START_TEST(test_drain_all)
 }
 END_TEST
 
+/*
+ * kmem__obj_index (one multiplication for the index and the exactness test, which
+ * free()'s fast path and every lookup use) against division, for the stride and
+ * reciprocal of every cache size up to 4 KiB by 16-byte steps and a range of larger
+ * ones, up to the largest: every offset of the first and the last objects a slab of
+ * 8 MiB (the largest) could hold, where the product's low half comes nearest its bound.
+ */
+START_TEST(test_obj_index_exact)
+{
+	static const size_t big[] = { 4112, 8192, 9216, 12288, 13312, 24576, 26624, 32768,
+				      65536, 98304, 131072 - 16, 262144, 524288 + 16,
+				      (size_t)1 << 20 };
+	size_t nsizes = 256 + sizeof(big) / sizeof(big[0]);
+
+	for (size_t k = 0; k < nsizes; k++) {
+		size_t size = k < 256 ? 16 * (k + 1) : big[k - 256];
+		struct kmem_cache c;
+		size_t end = (size_t)8 << 20, stride;
+
+		ck_assert_int_eq(kmem__cache_setup(&c, "index", size, 16, 0), 0);
+		stride = c.c_stride;
+		for (size_t half = 0; half < 2; half++) {
+			size_t nobj = end / stride, each = k < 256 ? 8 : 2;
+			size_t first = half ? nobj - each : 0;
+
+			for (size_t j = first; j < first + each; j++) {
+				for (size_t r = 0; r < stride; r++) {
+					bool exact;
+					uint32_t i = kmem__obj_index(c.c_recip, j * stride + r,
+								     &exact);
+
+					if (i != j || exact != (r == 0))
+						ck_abort_msg("stride %zu offset %zu: index %u "
+							     "exact %d", stride, j * stride + r,
+							     i, (int)exact);
+				}
+			}
+		}
+		pthread_mutex_destroy(&c.c_lock);
+		pthread_mutex_destroy(&c.c_depot_lock);
+	}
+}
+END_TEST
+
 static Suite *slab_suite(void)
 {
 	Suite *s = suite_create("slab");
@@ -641,6 +685,7 @@ static Suite *slab_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_create_args);
+	tcase_add_test(tc, test_obj_index_exact);
 	tcase_add_test(tc, test_alloc_free_sizes);
 	tcase_add_test(tc, test_bad_frees);
 	tcase_add_test(tc, test_bitmap_places);
