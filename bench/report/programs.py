@@ -15,7 +15,10 @@ Workloads (sizes per mode in SIZES):
     fork     memdesc-forkbench: N times fork, the child mallocs, frees and _exits, the
              parent waits; no heap in use (the fork handlers' cost)
     fork-heap8  the same with 8 MiB of heap in use (page tables to copy)
-and in the full mode the programs of the malloc layer's preload tests (tests/preload/),
+python3, gcc and sort are the Debian packages' programs, /usr/bin/NAME (what
+scripts/setup installs), not whatever comes first in PATH: a pyenv or conda python3
+there is another build, with its own allocation pattern and figures. Where
+/usr/bin/NAME is missing, PATH's. In the full mode the programs of the malloc layer's preload tests (tests/preload/),
 when they are in the tree:
     python3-alloc_heavy  tests/preload/alloc_heavy.py (small objects, big buffers,
                          cycles, threads)
@@ -23,6 +26,7 @@ when they are in the tree:
 """
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -81,6 +85,14 @@ def _gen_lines(path, n):
                                           rnd.choice(words), i * 2654435761 & 0xffffffff))
 
 
+def system_program(name):
+    """The Debian package's @name (/usr/bin/@name), else @name as PATH finds it."""
+    path = os.path.join("/usr/bin", name)
+    if os.access(path, os.X_OK):
+        return path
+    return shutil.which(name) or name
+
+
 def workloads(mode, paths, tmp):
     """(name, argv, cwd, env additions) for each workload of @mode, inputs made in @tmp."""
     _, (rounds, entries), nfiles, nlines, threads, ops, forks = SIZES[mode]
@@ -91,23 +103,25 @@ def workloads(mode, paths, tmp):
     lines = os.path.join(tmp, "lines.txt")
     _gen_lines(lines, nlines)
     cfiles = ["f%d.c" % k for k in range(nfiles)]
+    python3 = system_program("python3")
     extra = []
     if mode == "full":
         heavy = os.path.join(os.path.dirname(os.path.dirname(PROGRAMS)), "tests", "preload",
                              "alloc_heavy.py")
         if os.path.isfile(heavy):
-            extra.append(("python3-alloc_heavy", [sys.executable, heavy], tmp, {}))
+            extra.append(("python3-alloc_heavy", [python3, heavy], tmp, {}))
         if paths.get("mt_alloc"):
             extra.append(("mt_alloc", [paths["mt_alloc"]], tmp, {}))
     if paths.get("forkbench"):
         extra.append(("fork", [paths["forkbench"], str(forks), "0"], tmp, {}))
         extra.append(("fork-heap8", [paths["forkbench"], str(forks), "8"], tmp, {}))
     return [
-        ("python3", [sys.executable, os.path.join(PROGRAMS, "pywork.py"), str(rounds),
+        ("python3", [python3, os.path.join(PROGRAMS, "pywork.py"), str(rounds),
                      str(entries)],
          tmp, {}),
-        ("gcc", ["gcc", "-O2", "-o", os.path.join(tmp, "prog")] + cfiles, src, {}),
-        ("sort", ["sort", "-o", os.path.join(tmp, "sorted.txt"), lines], tmp,
+        ("gcc", [system_program("gcc"), "-O2", "-o", os.path.join(tmp, "prog")] + cfiles, src,
+         {}),
+        ("sort", [system_program("sort"), "-o", os.path.join(tmp, "sorted.txt"), lines], tmp,
          {"LC_ALL": "C"}),
         ("mtwork", [paths["mtwork"], str(threads), str(ops)], tmp, {}),
     ] + extra

@@ -16,6 +16,17 @@ src=$3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
+# sysprog NAME: the Debian package's program (/usr/bin/NAME, installed by scripts/setup),
+# not the first NAME in PATH (a pyenv or conda python3 is another program); PATH's where
+# /usr/bin has none.
+sysprog() {
+	if [ -x "/usr/bin/$1" ]; then
+		echo "/usr/bin/$1"
+	else
+		echo "$1"
+	fi
+}
+
 # run_both NAME CMD...: runs CMD in $tmp/ref and $tmp/md (same relative layout).
 run_both() {
 	name=$1
@@ -59,7 +70,7 @@ run_both() {
 
 case "$case" in
 python)
-	run_both python python3 "$src/tests/preload/alloc_heavy.py"
+	run_both python "$(sysprog python3)" "$src/tests/preload/alloc_heavy.py"
 	;;
 mt)
 	run_both mt_alloc "$4"
