@@ -953,6 +953,29 @@ static void md_reclaim_maybe(bool taking_pages)
 }
 
 /*
+ * Before fork(): a reclaim that is due runs in the parent, so that the child does not
+ * inherit the request. A child that allocated would otherwise collect it at once and
+ * reap caches it shares copy-on-write with the parent: in memdesc-forkbench, whose
+ * parent's request from its start stayed pending, every child's first malloc wrote the
+ * request word and the idle reap's state: 3 to 4 of the 43 page faults a fork and its
+ * child cost (md_env.c, section 3). The parent would run the same reclaim at its next
+ * allocation. The section
+ * ends without md__leave()'s kick: deferred frees the reclaim queued wait for the
+ * parent's next call, so that fork starts no thread (the RCU worker) in the parent.
+ * From the prepare handler (md_env.c), outside any entry point of this thread.
+ */
+void md__reclaim_before_fork(void)
+{
+	if (atomic_load_explicit(&md__malloc_state, memory_order_acquire) != 2 ||
+	    md__thread.depth != 0 || !memdesc_reclaim_pending())
+		return;
+	if (md__enter())
+		return;
+	md_reclaim_maybe(false);
+	(void)md__leave_section();
+}
+
+/*
  * Where the pages of the last large block this thread got came from, for calloc
  * (md_zero): the large-block cache (resident and hot: memset), the page allocator's
  * dirty list (resident: memset, or madvise when big), its arena (zero already:

@@ -96,13 +96,19 @@ static inline int md__enter(void)
 	return 0;
 }
 
-static inline void md__leave(void)
+/* The section's end alone: the depth left. */
+static inline unsigned int md__leave_section(void)
 {
 	unsigned int depth = --md__thread.depth;
 
 	urcu_bp_read_unlock();
+	return depth;
+}
+
+static inline void md__leave(void)
+{
 	/* Outermost: no lock of ours is held, deferred frees may get their worker. */
-	if (depth == 0)
+	if (md__leave_section() == 0)
 		md_rcu_kick();
 }
 
@@ -114,6 +120,8 @@ extern struct kmem_cache *md__class_cache[MD_NR_CLASSES];
 extern const uint32_t md__class_size[MD_NR_CLASSES];
 /* Bytes of freed large blocks kept for reuse. */
 size_t md__large_cached_bytes(void);
+/* A pending reclaim runs now, in the parent, not in the next fork's child. */
+void md__reclaim_before_fork(void);
 /* Create the class caches and the double-free key. 0 / -ENOMEM. */
 int md__classes_init(void);
 

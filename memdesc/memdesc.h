@@ -357,6 +357,12 @@ void memdesc_prune(void);
 #define MEMDESC_RECLAIM_CACHES 1u	/* give back magazines and empty slabs */
 #define MEMDESC_RECLAIM_GREW 2u		/* fresh pages were taken: give back cached blocks */
 unsigned int memdesc_reclaim_due(void);
+/**
+ * memdesc_reclaim_pending() - 1 if memdesc_reclaim_due() would return nonzero now, else 0,
+ * without collecting the request (a load: no write, so no copy-on-write fault in a
+ * fork child that shares the page).
+ */
+int memdesc_reclaim_pending(void);
 
 /**
  * memdesc_dirty_room() - how many more freed pages the page allocator keeps resident

@@ -939,6 +939,11 @@ size_t memdesc_dirty_room(void)
 	return held < 0 || (size_t)held >= max ? 0 : max - (size_t)held;
 }
 
+int memdesc_reclaim_pending(void)
+{
+	return atomic_load_explicit(&md_reclaim_flags, memory_order_relaxed) != 0;
+}
+
 unsigned int memdesc_reclaim_due(void)
 {
 	if (!atomic_load_explicit(&md_reclaim_flags, memory_order_relaxed))

@@ -12,6 +12,7 @@
  * forks, each child queueing and waiting for its own.
  * A process that never started a thread: its fork handlers do nothing (md_env.c,
  * section 3), and its children must still find every lock free and the heap whole.
+ * A reclaim request pending at fork runs in the parent, not in the child.
  */
 #include "mdt.h"
 #include "md_malloc.h"
@@ -523,6 +524,49 @@ START_TEST(test_fork_deferred_stress)
 }
 END_TEST
 
+/*
+ * A reclaim request pending at fork() runs in the parent (md_env.c's prepare handler),
+ * not in the child: the child would collect it at its first allocation and reap caches
+ * it shares copy-on-write with the parent. The request here is the one fresh pages
+ * make (MEMDESC_RECLAIM_GREW): a large block taken from the OS while the large-block
+ * cache holds a freed one, which that reclaim gives back to the page allocator.
+ */
+static void *volatile reclaim_big;	/* global: reachable at the child's exit (valgrind) */
+
+START_TEST(test_fork_reclaim_in_parent)
+{
+	struct md_malloc_stats st;
+	void *cached;
+	pid_t pid;
+	int status;
+
+	md_malloc_trim(0);	/* nothing cached, no free pages: the next range is fresh */
+	cached = md_malloc((size_t)1 << 20);
+	ck_assert_ptr_nonnull(cached);
+	md_free(cached);
+	md_malloc_stats(&st);
+	ck_assert_uint_gt(st.large_cached, 0);
+	reclaim_big = md_malloc((size_t)8 << 20);	/* fresh pages: the request is pending */
+	ck_assert_ptr_nonnull(reclaim_big);
+	ck_assert_int_eq(memdesc_reclaim_pending(), 1);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(memdesc_reclaim_pending() ? 40 : 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 40,
+		      "the child inherited the pending reclaim");
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+	ck_assert_int_eq(memdesc_reclaim_pending(), 0);
+	md_malloc_stats(&st);
+	ck_assert_uint_eq(st.large_cached, 0);	/* the reclaim ran, in the parent */
+	md_free(reclaim_big);
+	reclaim_big = NULL;
+	md_malloc_trim(0);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("malloc_fork");
@@ -533,6 +577,7 @@ int main(void)
 	tcase_add_test(tc, test_fork_single);
 	tcase_add_test(tc, test_fork_deferred);
 	tcase_add_test(tc, test_fork_deferred_stress);
+	tcase_add_test(tc, test_fork_reclaim_in_parent);
 	suite_add_tcase(s, tc);
 	return mdt_run(s);
 }
