@@ -959,9 +959,9 @@ static void md_reclaim_maybe(bool taking_pages)
  * parent's request from its start stayed pending, every child's first malloc wrote the
  * request word and the idle reap's state: 3 to 4 of the 43 page faults a fork and its
  * child cost (md_env.c, section 3). The parent would run the same reclaim at its next
- * allocation. The section
- * ends without md__leave()'s kick: deferred frees the reclaim queued wait for the
- * parent's next call, so that fork starts no thread (the RCU worker) in the parent.
+ * allocation. The section ends without md__leave()'s kick: deferred frees the reclaim
+ * queued wait for the parent's next call, so that fork starts no thread (the RCU
+ * worker) in the parent.
  * From the prepare handler (md_env.c), outside any entry point of this thread.
  */
 void md__reclaim_before_fork(void)

@@ -358,9 +358,10 @@ void memdesc_prune(void);
 #define MEMDESC_RECLAIM_GREW 2u		/* fresh pages were taken: give back cached blocks */
 unsigned int memdesc_reclaim_due(void);
 /**
- * memdesc_reclaim_pending() - 1 if memdesc_reclaim_due() would return nonzero now, else 0,
- * without collecting the request (a load: no write, so no copy-on-write fault in a
- * fork child that shares the page).
+ * memdesc_reclaim_pending() - whether memdesc_reclaim_due() would return nonzero now,
+ * without collecting the request: one load and no write (so no copy-on-write fault in
+ * a fork child that shares the page).
+ * Return: 1 if a request is pending, else 0.
  */
 int memdesc_reclaim_pending(void);
 
