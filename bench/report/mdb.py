@@ -22,6 +22,7 @@ below 1 memdesc is faster or smaller.
 import argparse
 import datetime
 import json
+import math
 import os
 import re
 import shutil
@@ -267,13 +268,36 @@ def ratio(a, b):
     return a["median"] / b["median"]
 
 
+# The programs on which the malloc issue states its time target (issue 5: geometric
+# mean of time at or below mimalloc's; resident memory is a target per program).
+GEOMEAN_PROGRAMS = ("python3", "gcc", "sort", "mtwork")
+
+
+def geomean_row(t):
+    """For programs/time: the row of geometric means over GEOMEAN_PROGRAMS, when every
+    column has all of them (each ratio is then the ratio of the means), else None."""
+    if t["id"] != "programs/time":
+        return None
+    by_row = {r["row"]: r["values"] for r in t["rows"]}
+    if any(w not in by_row for w in GEOMEAN_PROGRAMS):
+        return None
+    values = {}
+    for c in t["columns"]:
+        meds = [by_row[w].get(c) and by_row[w][c]["median"] for w in GEOMEAN_PROGRAMS]
+        if any(m is None or m <= 0 for m in meds):
+            return None
+        values[c] = {"median": math.exp(sum(math.log(m) for m in meds) / len(meds))}
+    return {"row": "geometric mean (%s)" % ", ".join(GEOMEAN_PROGRAMS), "values": values}
+
+
 def table_lines(t, markdown):
     """The table as text lines: value columns, extra columns, ratio columns."""
     cols = t["columns"]
     peers = cols[1:]
     head = ["row"] + cols + t["extra"] + ["%s/%s" % (cols[0], p) for p in peers]
     body = []
-    for r in t["rows"]:
+    gm = geomean_row(t)
+    for r in t["rows"] + ([gm] if gm else []):
         v = r["values"]
         line = [r["row"]] + [fmt(v.get(c) and v[c]["median"]) for c in cols]
         line += [fmt(v.get(c) and v[c]["median"]) for c in t["extra"]]
@@ -524,6 +548,12 @@ def cmd_check(a):
     report = os.path.join(a.dir, "report.md")
     if not os.path.isfile(report) or os.path.getsize(report) == 0:
         problems.append("report.md missing")
+    else:
+        for t in s["tables"]:
+            gm = geomean_row(t)
+            if t["id"] == "programs/time" and (
+                    gm is None or "| %s |" % gm["row"] not in open(report).read()):
+                problems.append("programs/time: no geometric-mean row in report.md")
     cdir = os.path.join(a.dir, "charts")
     pngs = [p for p in os.listdir(cdir) if p.endswith(".png")] if os.path.isdir(cdir) else []
     for tid in ids:
