@@ -946,7 +946,7 @@ int memdesc_reclaim_pending(void)
 
 unsigned int memdesc_reclaim_due(void)
 {
-	if (!atomic_load_explicit(&md_reclaim_flags, memory_order_relaxed))
+	if (!memdesc_reclaim_pending())
 		return 0;
 	return atomic_exchange_explicit(&md_reclaim_flags, 0, memory_order_relaxed);
 }

@@ -18,8 +18,8 @@ Workloads (sizes per mode in SIZES):
 python3, gcc and sort are the Debian packages' programs, /usr/bin/NAME (what
 scripts/setup installs), not whatever comes first in PATH: a pyenv or conda python3
 there is another build, with its own allocation pattern and figures. Where
-/usr/bin/NAME is missing, PATH's. In the full mode the programs of the malloc layer's preload tests (tests/preload/),
-when they are in the tree:
+/usr/bin/NAME is missing, PATH's. In the full mode, the programs of the malloc layer's
+preload tests (tests/preload/), when they are in the tree:
     python3-alloc_heavy  tests/preload/alloc_heavy.py (small objects, big buffers,
                          cycles, threads)
     mt_alloc             tests/preload/mt_alloc.c (8 threads, every malloc entry point)
