@@ -1,17 +1,18 @@
 /*
  * memdesc-mtwork: the multi-threaded program of the whole-program benchmarks.
  *
- *	memdesc-mtwork [THREADS [OPS_PER_THREAD]]     (defaults 4 and 2,000,000)
+ *	memdesc-mtwork [THREADS [OPS_PER_THREAD [LARGE_EVERY]]]   (defaults 4, 2,000,000, 64)
  *
  * It uses the C library's malloc family, so that LD_PRELOAD decides which allocator
  * serves it. Each thread keeps a working set of 4,096 blocks of random sizes (8 B to
- * 4 KiB, a few up to 256 KiB), replaces one at random per operation (malloc, write,
- * free; one in 16 is a realloc), and every 64 operations hands a block to the next
- * thread through a locked mailbox, which frees it: cross-thread frees, as in servers
- * that pass requests between worker threads. Every block carries a tag in its first
- * two bytes that its reader checks (after realloc too, and in the thread that frees a
- * handed block); the program prints the number of bad tags, so that a broken allocator
- * shows as a different line, not only as a time.
+ * 4 KiB, and one draw in LARGE_EVERY from 4 to 260 KiB; 0: none, which isolates what
+ * those large blocks cost), replaces one at random per operation (malloc, write, free;
+ * one in 16 is a realloc), and every 64 operations hands a block to the next thread
+ * through a locked mailbox, which frees it: cross-thread frees, as in servers that pass
+ * requests between worker threads. Every block carries a tag in its first two bytes
+ * that its reader checks (after realloc too, and in the thread that frees a handed
+ * block); the program prints the number of bad tags, so that a broken allocator shows
+ * as a different line, not only as a time.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -44,9 +45,12 @@ static uint64_t next(uint64_t *x)
 	return *x;
 }
 
+/* One draw in large_every is a large block (0: none); set by main, then read-only. */
+static unsigned long large_every = 64;
+
 static size_t draw(uint64_t r)
 {
-	if (r % 64 == 0)
+	if (large_every && r % large_every == 0)
 		return 4096 + (size_t)(r >> 8) % (256 * 1024);
 	return 8 + (size_t)(r >> 8) % 4089;
 }
@@ -133,14 +137,16 @@ int main(int argc, char **argv)
 {
 	int nthreads = argc > 1 ? atoi(argv[1]) : 4;
 	long ops = argc > 2 ? atol(argv[2]) : 2000000;
+	long every = argc > 3 ? atol(argv[3]) : 64;
 	struct worker *w;
 	struct mailbox *mb;
 	unsigned long errors = 0;
 
-	if (nthreads < 1 || ops < 1) {
-		fprintf(stderr, "usage: memdesc-mtwork [THREADS [OPS_PER_THREAD]]\n");
+	if (nthreads < 1 || ops < 1 || every < 0) {
+		fprintf(stderr, "usage: memdesc-mtwork [THREADS [OPS_PER_THREAD [LARGE_EVERY]]]\n");
 		return 2;
 	}
+	large_every = (unsigned long)every;
 	w = calloc((size_t)nthreads, sizeof(*w));
 	mb = calloc((size_t)nthreads, sizeof(*mb));
 	if (w == NULL || mb == NULL)

@@ -12,6 +12,8 @@ Workloads (sizes per mode in SIZES):
     gcc      gcc -O2 building one program from N generated C files (driver, cc1, as, ld)
     sort     sort(1) of generated lines (LC_ALL=C)
     mtwork   memdesc-mtwork: threads that allocate, realloc, hand blocks to each other
+    mtwork-small  the same with no large blocks (LARGE_EVERY 0): with mtwork, it tells
+             what the small blocks cost from what the 4-260 KiB ones add
     fork     memdesc-forkbench: N times fork, the child mallocs, frees and _exits, the
              parent waits; no heap in use (the fork handlers' cost)
     fork-heap8  the same with 8 MiB of heap in use (page tables to copy)
@@ -124,6 +126,7 @@ def workloads(mode, paths, tmp):
         ("sort", [system_program("sort"), "-o", os.path.join(tmp, "sorted.txt"), lines], tmp,
          {"LC_ALL": "C"}),
         ("mtwork", [paths["mtwork"], str(threads), str(ops)], tmp, {}),
+        ("mtwork-small", [paths["mtwork"], str(threads), str(ops), "0"], tmp, {}),
     ] + extra
 
 
