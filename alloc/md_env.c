@@ -318,8 +318,7 @@ static void md_thread_exit(void *arg)
 	struct md_thread *t = &md__thread;
 
 	(void)arg;
-	if (atomic_load_explicit(&md__malloc_state, memory_order_acquire) != 2 ||
-	    md__malloc_error)
+	if (!md__malloc_ready())
 		return;
 	/* Stay registered while we work: a nested call must not set the key again. */
 	urcu_bp_read_lock();
@@ -555,6 +554,6 @@ void md_malloc_stats_print(int fd)
 
 static void __attribute__((destructor)) md_malloc_dtor(void)
 {
-	if (md__opt.stats && atomic_load(&md__malloc_state) == 2 && !md__malloc_error)
+	if (md__opt.stats && md__malloc_ready())
 		md_malloc_stats_print(STDERR_FILENO);
 }

@@ -966,8 +966,7 @@ static void md_reclaim_maybe(bool taking_pages)
  */
 void md__reclaim_before_fork(void)
 {
-	if (atomic_load_explicit(&md__malloc_state, memory_order_acquire) != 2 ||
-	    md__thread.depth != 0 || !memdesc_reclaim_pending())
+	if (!md__malloc_ready() || md__thread.depth != 0 || !memdesc_reclaim_pending())
 		return;
 	if (md__enter())
 		return;
@@ -1797,8 +1796,7 @@ int md_malloc_verify(void)
 	size_t cached = 0;
 	int rc = 0;
 
-	if (atomic_load_explicit(&md__malloc_state, memory_order_acquire) != 2 ||
-	    md__malloc_error)
+	if (!md__malloc_ready())
 		return 0;	/* never started: no heap to check */
 	/* Slabs and nodes freed after a grace period: let those callbacks finish first. */
 	md_rcu_barrier();

@@ -52,6 +52,12 @@ extern struct md_options md__opt;
 extern atomic_int md__malloc_state;
 /* 0 after a successful init, else -ENOMEM (valid once md__malloc_state >= 2). */
 extern int md__malloc_error;
+
+/* Initialised, and successfully (state 2 is set only when md__malloc_error is 0). */
+static inline bool md__malloc_ready(void)
+{
+	return atomic_load_explicit(&md__malloc_state, memory_order_acquire) == 2;
+}
 /* A fork is being prepared: new calls wait for it (md__enter_slow). */
 extern atomic_int md__fork_pending;
 
