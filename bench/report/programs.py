@@ -3,7 +3,8 @@
 Each workload runs under memdesc (this build's libmemdesc-malloc.so), glibc (nothing
 preloaded), jemalloc (libjemalloc.so.2) and mimalloc (libmimalloc.so.2), several times,
 the allocators interleaved run by run so that a change in the machine's load hits them
-alike. For every run: wall time and peak resident memory (ru_maxrss from wait4, which
+alike, and their order rotated from run to run, so that none always runs first (after
+another workload) or right after the same allocator. For every run: wall time and peak resident memory (ru_maxrss from wait4, which
 covers the process and the children it waited for: gcc's cc1, as and ld). The first
 line of a program's output is kept: every allocator must produce the same one.
 
@@ -130,6 +131,12 @@ def workloads(mode, paths, tmp):
     ] + extra
 
 
+def run_order(r):
+    """The allocators in the order of run @r (from 0): ALLOCATORS rotated by r."""
+    k = r % len(ALLOCATORS)
+    return ALLOCATORS[k:] + ALLOCATORS[:k]
+
+
 def run_one(argv, cwd, env):
     """Run once; return (seconds, peak RSS KiB, exit code, first output line)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -158,7 +165,7 @@ def run(mode, paths, progress, only=None):
         done = 0
         for name, argv, cwd, extra in wl:
             for r in range(runs):
-                for alloc in ALLOCATORS:
+                for alloc in run_order(r):
                     lib = paths["preload"].get(alloc, "")
                     done += 1
                     progress("programs", done, total, "%s under %s, run %d" % (name, alloc, r + 1))
