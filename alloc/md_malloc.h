@@ -145,6 +145,32 @@ struct md_malloc_stats {
  */
 MD_API void md_malloc_stats(struct md_malloc_stats *st);
 
+/*
+ * Resident bytes by owner, measured (md_malloc_resident): what the stats' bytes_resident
+ * estimates, split by who holds the pages.
+ */
+#define MD_MALLOC_RESIDENT(X)                                                          \
+	X(resident_small, "resident pages of size-class slabs (mincore)")              \
+	X(resident_large, "resident pages of large blocks, cached ones included")      \
+	X(resident_free,  "resident free pages (kept for reuse, not yet purged)")      \
+	X(resident_meta,  "resident pages of the allocator's own slabs (descriptors, " \
+			  "page-map nodes, magazines)")
+
+struct md_malloc_resident {
+#define MD_MALLOC_RESIDENT_FIELD(name, doc) size_t name;
+	MD_MALLOC_RESIDENT(MD_MALLOC_RESIDENT_FIELD)
+#undef MD_MALLOC_RESIDENT_FIELD
+};
+
+/**
+ * md_malloc_resident() - fill @r with the bytes of the heap's pages that are in memory
+ * now, by owner. Measured with mincore(2) (memdesc_resident_scan(): one call per 8 MiB
+ * of the heap's address space ever used, then a page-map lookup per resident page),
+ * so it costs far more than md_malloc_stats(): for reports, not for a loop.
+ * Return: 0, or a negative errno (@r then holds what was counted before the error).
+ */
+MD_API int md_malloc_resident(struct md_malloc_resident *r);
+
 /**
  * md_malloc_stats_print() - write the statistics (memory in use and resident, pages
  * by memdesc type, metadata bytes by kind, per-size-class counts) to file descriptor

@@ -19,7 +19,7 @@ target_link_libraries(memdesc_malloc PUBLIC memdesc_core PkgConfig::URCU_BP Thre
 
 # Shared libraries: only the listed names leave the library (version scripts), and
 # calls inside it bind locally (no interposition of our own md_ functions).
-set(MD_EXPORT_API "md_malloc;md_malloc_stats;md_free;md_calloc;md_realloc;md_reallocarray;md_aligned_alloc;md_posix_memalign;md_memalign;md_valloc;md_pvalloc;md_malloc_usable_size;md_free_sized;md_free_aligned_sized;md_malloc_trim;md_malloc_stats_print;md_malloc_error_hook;md_malloc_verify")
+set(MD_EXPORT_API "md_malloc;md_malloc_stats;md_free;md_calloc;md_realloc;md_reallocarray;md_aligned_alloc;md_posix_memalign;md_memalign;md_valloc;md_pvalloc;md_malloc_usable_size;md_free_sized;md_free_aligned_sized;md_malloc_trim;md_malloc_stats_print;md_malloc_resident;md_malloc_error_hook;md_malloc_verify")
 set(MD_EXPORT_STD "malloc;free;cfree;calloc;realloc;reallocarray;aligned_alloc;posix_memalign;memalign;valloc;pvalloc;malloc_usable_size;free_sized;free_aligned_sized;malloc_trim")
 function(md_version_script file names)
   string(REPLACE ";" ";\n    " body "${names}")

@@ -329,6 +329,29 @@ struct memdesc_stats {
 /** memdesc_stats() - fill @st. Context: lock-free reads of counters (a snapshot). */
 void memdesc_stats(struct memdesc_stats *st);
 
+/*
+ * A run of @npages resident frames from @pfn whose page-map word is @md (0: free
+ * frames), for memdesc_resident_scan().
+ */
+typedef void memdesc_resident_fn(unsigned long pfn, size_t npages, memdesc_t md, void *arg);
+
+/**
+ * memdesc_resident_scan() - the frames that are in memory now, by page-map word.
+ * @fn: called for each run of consecutive resident frames that share a word, in pfn
+ *	order (a run may come in pieces, at most 8 MiB each). It runs in an RCU read-side
+ *	section (urcu-bp), so it may read the descriptor the word points at; it must not
+ *	wait for a grace period nor call memdesc's allocators.
+ * @arg: passed to @fn.
+ *
+ * Residency is mincore(2)'s, over every 8 MiB of frames that was ever committed (the
+ * bitmap table's pages, never decommitted, say which): one call per 8 MiB. A snapshot:
+ * frames are faulted in and purged meanwhile. Measured where bytes_resident of
+ * memdesc_stats() is an estimate (frames handed out count whole, touched or not).
+ * Context: takes no lock; O(frames ever committed).
+ * Return: 0, or a negative errno (memdesc could not start; mincore failed).
+ */
+int memdesc_resident_scan(memdesc_resident_fn *fn, void *arg);
+
 /**
  * memdesc_purge() - give back to the OS, now, every free page kept for reuse (the
  * dirty list and the calling thread's page cache), releasing wholly free chunks.

@@ -192,6 +192,11 @@ static bool md_bitmap_page_committed(size_t pg)
 	       (1UL << (pg % 64));
 }
 
+bool md__frames_ever_committed(unsigned long pfn)
+{
+	return md_bitmap_page_committed(md_bitmap_off(pfn) >> MD_PAGE_SHIFT);
+}
+
 static void md_bitmap_page_mark(size_t pg)
 {
 	unsigned long bit = 1UL << (pg % 64);

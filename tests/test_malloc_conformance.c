@@ -20,7 +20,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <urcu-bp.h>
@@ -732,6 +734,68 @@ static size_t lc_cached(void)
 	return st.large_cached;
 }
 
+/*
+ * md_malloc_resident: the pages a program wrote are counted, by owner (a large block's
+ * as large, cached or not once freed; small blocks' as their classes' slabs), and the
+ * whole is no more than the process's resident memory.
+ */
+static size_t distinct_pages(char *const *blocks, size_t n)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = (uintptr_t)blocks[j] / 4096 == (uintptr_t)blocks[i] / 4096;
+		count += !seen;
+	}
+	return count;
+}
+
+static size_t process_resident(void)
+{
+	unsigned long size = 0, res = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &res), 2);
+	fclose(f);
+	return (size_t)res * 4096;
+}
+
+START_TEST(test_resident_by_owner)
+{
+	enum { NSMALL = 100, BIG_PAGES = 64, WRITTEN = 16 };
+	struct md_malloc_resident r;
+	char *small[NSMALL], *big;
+
+	big = md_malloc((size_t)BIG_PAGES * 4096);
+	ck_assert_ptr_nonnull(big);
+	for (size_t i = 0; i < WRITTEN; i++)
+		big[i * 4096] = 1;
+	for (size_t i = 0; i < NSMALL; i++) {
+		small[i] = md_malloc(1664);
+		ck_assert_ptr_nonnull(small[i]);
+		memset(small[i], 0x3c, 1664);
+	}
+	ck_assert_int_eq(md_malloc_resident(&r), 0);
+	ck_assert_uint_ge(r.resident_large, (size_t)WRITTEN * 4096);
+	/* Each block's first byte is on a page of a slab of its class, written. */
+	ck_assert_uint_ge(r.resident_small, distinct_pages(small, NSMALL) * 4096);
+	ck_assert_uint_gt(r.resident_meta, 0);
+	ck_assert_uint_le(r.resident_small + r.resident_large + r.resident_free +
+			  r.resident_meta, process_resident());
+
+	md_free(big);
+	for (size_t i = 0; i < NSMALL; i++)
+		md_free(small[i]);
+	ck_assert_int_eq(md_malloc_resident(&r), 0);
+	/* Freed: cached as a large block, or a free range of the page allocator. */
+	ck_assert_uint_ge(r.resident_large + r.resident_free, (size_t)WRITTEN * 4096);
+}
+END_TEST
+
 START_TEST(test_large_cache_by_pages)
 {
 	static const size_t pages[3] = { 72, 66, 65 };
@@ -1139,6 +1203,7 @@ int main(void)
 	tcase_add_test(tc, test_depot_batch_kept);
 	tcase_add_test(tc, test_depot_idle_reaped);
 	tcase_add_test(tc, test_mag_fill_page);
+	tcase_add_test(tc, test_resident_by_owner);
 	suite_add_tcase(s, tc);
 #ifdef MEMDESC_FAULT_INJECTION
 	mdt_fault_add_tcase(s, test_fault);

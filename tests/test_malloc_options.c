@@ -132,6 +132,18 @@ START_TEST(test_stats)
 		  strstr(out, "meta_xa_nodes") && strstr(out, "in depot"));
 	/* The size class of md_malloc(100) (112 bytes) is listed. */
 	ck_assert_msg(strstr(out, "\n  112 ") != NULL, "stderr: %s", out);
+	/* Measured residency by owner, and by class: 112's slab has a page in memory. */
+	ck_assert_msg(strstr(out, "resident_small") && strstr(out, "resident_large") &&
+		      strstr(out, "resident_free") && strstr(out, "resident_meta") &&
+		      strstr(out, "resident KiB"), "stderr: %s", out);
+	{
+		unsigned long cls, slabs, pages, inuse, depot, kib;
+
+		ck_assert_int_eq(sscanf(strstr(out, "\n  112 "), "%lu %lu %lu %lu %lu %lu", &cls,
+					&slabs, &pages, &inuse, &depot, &kib), 6);
+		ck_assert_uint_ge(kib, 4);
+		ck_assert_uint_le(kib, pages * slabs * 4);
+	}
 }
 END_TEST
 

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Descriptors for raw pages_alloc() calls: real folios we fill in ourselves. */
 static struct folio raw_desc[128];
@@ -965,6 +966,90 @@ START_TEST(test_stats)
 END_TEST
 
 /*
+ * memdesc_resident_scan: runs come in pfn order without overlap, and over a folio's
+ * frames they report exactly what mincore says is resident there, with the folio's
+ * word; once the folio is freed, whatever of them is still resident comes as free
+ * frames (word 0).
+ */
+struct scan_view {
+	unsigned long lo, hi;		/* the frames looked at */
+	memdesc_t word;			/* the word expected there (0: free) */
+	size_t as_word, as_other;	/* their resident frames, by word */
+	unsigned long next;		/* first pfn after the last run */
+	bool disordered;
+};
+
+static void scan_view_add(unsigned long pfn, size_t npages, memdesc_t md, void *arg)
+{
+	struct scan_view *v = arg;
+
+	if (npages == 0 || pfn < v->next)
+		v->disordered = true;
+	v->next = pfn + npages;
+	for (unsigned long i = pfn; i < pfn + npages; i++) {
+		if (i < v->lo || i >= v->hi)
+			continue;
+		if (md == v->word)
+			v->as_word++;
+		else
+			v->as_other++;
+	}
+}
+
+static size_t resident_by_mincore(void *p, size_t npages)
+{
+	unsigned char vec[64];
+	size_t n = 0;
+
+	ck_assert_uint_le(npages, sizeof(vec));
+	ck_assert_int_eq(mincore(p, npages * MEMDESC_PAGE_SIZE, vec), 0);
+	for (size_t i = 0; i < npages; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+static struct scan_view scan_frames(unsigned long pfn, size_t npages, memdesc_t word)
+{
+	struct scan_view v = { .lo = pfn, .hi = pfn + npages, .word = word };
+
+	ck_assert_int_eq(memdesc_resident_scan(scan_view_add, &v), 0);
+	ck_assert(!v.disordered);
+	return v;
+}
+
+START_TEST(test_resident_scan)
+{
+	struct folio *f = folio_alloc_pages(64);
+	char *p;
+	unsigned long pfn;
+	memdesc_t word;
+	struct scan_view v;
+	size_t want;
+
+	ck_assert_ptr_nonnull(f);
+	p = folio_address(f);
+	pfn = virt_to_pfn(p);
+	word = pfn_to_memdesc(pfn);
+	ck_assert_uint_ne(word, 0);
+	p[0] = 1;
+	p[5 * MEMDESC_PAGE_SIZE] = 1;
+	for (int i = 10; i < 20; i++)
+		p[(size_t)i * MEMDESC_PAGE_SIZE] = 1;
+	want = resident_by_mincore(p, 64);
+	ck_assert_uint_ge(want, 12);
+	v = scan_frames(pfn, 64, word);
+	ck_assert_uint_eq(v.as_word, want);
+	ck_assert_uint_eq(v.as_other, 0);
+
+	folio_put(f);
+	want = resident_by_mincore(p, 64);
+	v = scan_frames(pfn, 64, 0);
+	ck_assert_uint_eq(v.as_word, want);
+	ck_assert_uint_eq(v.as_other, 0);
+}
+END_TEST
+
+/*
  * The bitmap table's pages for a large import are committed in runs (phys.c, section
  * 5): a first folio commits some, is freed and its chunks go back to the OS (the table
  * pages stay), then a larger one whose range starts on those committed pages and goes
@@ -1075,6 +1160,7 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_dirty_whole_chunk_kept);
 	tcase_add_test(tc, test_chunks_released);
 	tcase_add_test(tc, test_stats);
+	tcase_add_test(tc, test_resident_scan);
 	tcase_add_test(tc, test_bitmap_commit_runs);
 	tcase_add_test(tc, test_meta_at_bottom);
 	suite_add_tcase(s, tc);
