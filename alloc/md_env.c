@@ -276,6 +276,21 @@ static void md_option_bad(const char *p, size_t len, const char *why)
 	md__buf_flush(&b, STDERR_FILENO);
 }
 
+/*
+ * " name=value" for verbose=1. limit=0 is no limit asked for: memdesc then picks its
+ * own (phys.c, section 3; the statistics' bytes_limit), so 0 would read as no memory.
+ */
+static void md_option_print(struct md_buf *b, const char *name, size_t v)
+{
+	md__buf_str(b, " ");
+	md__buf_str(b, name);
+	md__buf_str(b, "=");
+	if (v == 0 && strcmp(name, "limit") == 0)
+		md__buf_str(b, "default");
+	else
+		md__buf_u(b, v);
+}
+
 static void md_options_read(void)
 {
 	const char *p = getenv("MEMDESC_OPTIONS");
@@ -306,9 +321,7 @@ static void md_options_read(void)
 		struct md_buf b = { .n = 0 };
 
 		md__buf_str(&b, "memdesc: options:");
-#define MD_OPTION_PRINT(name, def, max, doc)                                             \
-		md__buf_str(&b, " " #name "=");                                           \
-		md__buf_u(&b, md__opt.name);
+#define MD_OPTION_PRINT(name, def, max, doc) md_option_print(&b, #name, md__opt.name);
 		MD_OPTIONS(MD_OPTION_PRINT)
 #undef MD_OPTION_PRINT
 		md__buf_str(&b, "\n");

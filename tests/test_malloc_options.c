@@ -157,7 +157,7 @@ START_TEST(test_verbose_and_bad_values)
 		      "stderr: %s", out);
 	ck_assert_msg(strstr(out, "MEMDESC_OPTIONS: junk=7: out of range, ignored"),
 		      "stderr: %s", out);
-	ck_assert_msg(strstr(out, "memdesc: options: stats=0 limit=0 abort=1 junk=0 verbose=1"),
+	ck_assert_msg(strstr(out, "memdesc: options: stats=0 limit=default abort=1 junk=0 verbose=1"),
 		      "stderr: %s", out);
 	/* No statistics: stats=x was ignored. */
 	ck_assert_ptr_null(strstr(out, "malloc statistics"));
