@@ -7,7 +7,7 @@
 function(malloc_test name)
   memdesc_add_test(NAME ${name} SOURCES ${name}.c LIBS memdesc_malloc LABELS malloc ${ARGN})
   if(MEMDESC_SANITIZE MATCHES "thread")
-    set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "TSAN_OPTIONS=die_after_fork=0")
+    set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "TSAN_OPTIONS=${MEMDESC_TSAN_OPTIONS}:die_after_fork=0")
   endif()
 endfunction()
 
@@ -33,7 +33,7 @@ foreach(t test_malloc_conformance test_malloc_diff)
   set_tests_properties(${t}_guard PROPERTIES TIMEOUT 120 LABELS malloc
                        ENVIRONMENT "MEMDESC_OPTIONS=guard=1;CK_EXCLUDE_TAGS=fault;CK_DEFAULT_TIMEOUT=120;${MEMDESC_SANITIZER_ENV}")
   if(MEMDESC_SANITIZE MATCHES "thread")
-    set_property(TEST ${t}_guard APPEND PROPERTY ENVIRONMENT "TSAN_OPTIONS=die_after_fork=0")
+    set_property(TEST ${t}_guard APPEND PROPERTY ENVIRONMENT "TSAN_OPTIONS=${MEMDESC_TSAN_OPTIONS}:die_after_fork=0")
   endif()
 endforeach()
 

@@ -16,5 +16,5 @@ memdesc_add_test(NAME test_memdesc_stress SOURCES test_memdesc_stress.c LIBS mem
 memdesc_add_test(NAME test_md_rcu SOURCES test_md_rcu.c LIBS memdesc_core LABELS memdesc)
 if(MEMDESC_SANITIZE MATCHES "thread")
   set_property(TEST test_md_rcu APPEND PROPERTY ENVIRONMENT
-               "TSAN_OPTIONS=halt_on_error=1:suppressions=${CMAKE_CURRENT_SOURCE_DIR}/tsan.supp:die_after_fork=0")
+               "TSAN_OPTIONS=${MEMDESC_TSAN_OPTIONS}:die_after_fork=0")
 endif()
