@@ -108,6 +108,8 @@ static inline uint64_t *md__bitmap_words(unsigned long pfn)
  * word in the table is its address offset from md_phys.base >> MD_BITMAP_ADDR_SHIFT.
  */
 #define MD_BITMAP_ADDR_SHIFT 11
+_Static_assert(((size_t)MD_BITMAP_PAGES << MD_PAGE_SHIFT) / sizeof(uint64_t) ==
+	       (size_t)1 << MD_BITMAP_ADDR_SHIFT, "MD_BITMAP_ADDR_SHIFT follows the table");
 
 /* Frames one page of the bitmap table describes: 2048 (8 MiB). */
 #define MD_BITMAP_PAGE_FRAMES ((MD_PAGE_SIZE / sizeof(uint64_t)) * MD_BITMAP_PAGES)
@@ -117,8 +119,6 @@ static inline uint64_t *md__bitmap_words(unsigned long pfn)
  * whether any of its MD_BITMAP_PAGE_FRAMES frames ever was (phys.c, section 5).
  */
 bool md__frames_ever_committed(unsigned long pfn);
-_Static_assert(((size_t)MD_BITMAP_PAGES << MD_PAGE_SHIFT) / sizeof(uint64_t) ==
-	       (size_t)1 << MD_BITMAP_ADDR_SHIFT, "MD_BITMAP_ADDR_SHIFT follows the table");
 
 int md__phys_init(void);
 /* Frames from the page arena (no page map). 0 / -ENOMEM. */
