@@ -115,7 +115,7 @@
 #include <urcu/urcu-bp.h>
 
 struct md_options md__opt = {
-#define MD_OPTION_DEFAULT(name, def, max, doc) .name = (def),
+#define MD_OPTION_DEFAULT(name, def, max, zero, doc) .name = (def),
 	MD_OPTIONS(MD_OPTION_DEFAULT)
 #undef MD_OPTION_DEFAULT
 };
@@ -277,16 +277,16 @@ static void md_option_bad(const char *p, size_t len, const char *why)
 }
 
 /*
- * " name=value" for verbose=1. limit=0 is no limit asked for: memdesc then picks its
- * own (phys.c, section 3; the statistics' bytes_limit), so 0 would read as no memory.
+ * " name=value" for verbose=1; a 0 that means something else prints as @zero (the
+ * option table's: limit=0 is memdesc's own limit, not none).
  */
-static void md_option_print(struct md_buf *b, const char *name, size_t v)
+static void md_option_print(struct md_buf *b, const char *name, size_t v, const char *zero)
 {
 	md__buf_str(b, " ");
 	md__buf_str(b, name);
 	md__buf_str(b, "=");
-	if (v == 0 && strcmp(name, "limit") == 0)
-		md__buf_str(b, "default");
+	if (v == 0 && zero)
+		md__buf_str(b, zero);
 	else
 		md__buf_u(b, v);
 }
@@ -304,7 +304,7 @@ static void md_options_read(void)
 		for (eq = p; eq < end && *eq != '='; eq++)
 			;
 		klen = (size_t)(eq - p);
-#define MD_OPTION_PARSE(name, def, max, doc)                                             \
+#define MD_OPTION_PARSE(name, def, max, zero, doc)                                       \
 		if (klen == sizeof(#name) - 1 && memcmp(p, #name, klen) == 0) {          \
 			if (eq == end || md_parse_num(eq + 1, (size_t)(end - eq - 1), &v))     \
 				md_option_bad(p, (size_t)(end - p), "not a number");          \
@@ -321,7 +321,7 @@ static void md_options_read(void)
 		struct md_buf b = { .n = 0 };
 
 		md__buf_str(&b, "memdesc: options:");
-#define MD_OPTION_PRINT(name, def, max, doc) md_option_print(&b, #name, md__opt.name);
+#define MD_OPTION_PRINT(name, def, max, zero, doc) md_option_print(&b, #name, md__opt.name, zero);
 		MD_OPTIONS(MD_OPTION_PRINT)
 #undef MD_OPTION_PRINT
 		md__buf_str(&b, "\n");
@@ -519,8 +519,10 @@ struct md_resident_sum {
  */
 static int md_class_of_tag(unsigned int tag)
 {
+	if (!tag)
+		return -1;
 	for (unsigned int i = 0; i < MD_NR_CLASSES; i++)
-		if (tag && md__class_cache[i]->c_id == (int)tag - 1)
+		if (md__class_cache[i]->c_id == (int)tag - 1)
 			return (int)i;
 	return -1;
 }

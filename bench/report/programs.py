@@ -4,9 +4,10 @@ Each workload runs under memdesc (this build's libmemdesc-malloc.so), glibc (not
 preloaded), jemalloc (libjemalloc.so.2) and mimalloc (libmimalloc.so.2), several times,
 the allocators interleaved run by run so that a change in the machine's load hits them
 alike, and their order rotated from run to run, so that none always runs first (after
-another workload) or right after the same allocator. For every run: wall time and peak resident memory (ru_maxrss from wait4, which
-covers the process and the children it waited for: gcc's cc1, as and ld). The first
-line of a program's output is kept: every allocator must produce the same one.
+another workload) or right after the same allocator. For every run: wall time and peak
+resident memory (ru_maxrss from wait4, which covers the process and the children it
+waited for: gcc's cc1, as and ld). The first line of a program's output is kept: every
+allocator must produce the same one.
 
 Workloads (sizes per mode in SIZES):
     python3  bench/programs/pywork.py: dictionaries, sorting, JSON, bytes
