@@ -29,6 +29,7 @@ static const char *const fault_names[FAULT_NR_POINTS] = {
 	[FAULT_XA_NODE] = "xa_node",
 	[FAULT_VMEM_TAG] = "vmem_tag",
 	[FAULT_SLAB_GROW] = "slab_grow",
+	[FAULT_OS_MOVE] = "os_move",
 };
 
 void fault_arm(enum fault_point p, unsigned long n, unsigned long k)

@@ -14,6 +14,7 @@
  *
  * The points, and where they sit:
  *   FAULT_OS_MAP     memdesc/phys.c, md_import(): one commit of chunks from the OS
+ *   FAULT_OS_MOVE    memdesc/phys.c, md__frames_move(): one move of frames (mremap)
  *   FAULT_XA_NODE    xarray/xarray.c, xa_reserve(): one node from the node hook
  *   FAULT_VMEM_TAG   alloc/vmem_mem.c, vmem__tags_get(): one refill of an arena's
  *                    boundary-tag reserve from the global tag pool
@@ -34,6 +35,7 @@ enum fault_point {
 	FAULT_XA_NODE,
 	FAULT_VMEM_TAG,
 	FAULT_SLAB_GROW,
+	FAULT_OS_MOVE,
 	FAULT_NR_POINTS
 };
 

@@ -210,4 +210,6 @@ void memdesc_stats(struct memdesc_stats *st)
 	st->chunk_map_failures = atomic_load(&md_phys.map_failures);
 	st->purges = atomic_load(&md_phys.purges);
 	st->pages_purged = atomic_load(&md_phys.pages_purged);
+	st->moves = atomic_load(&md_phys.moves);
+	st->pages_moved = atomic_load(&md_phys.pages_moved);
 }

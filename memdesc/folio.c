@@ -21,6 +21,11 @@
  * folio_resize(f, n) grows or shrinks a folio in place through pages_resize(), then
  * sets its size and order; only the holder of the one reference may do it.
  *
+ * folio_move_pages(dst, src, n) gives the contents of src's first n pages to dst's
+ * first n by moving page-table entries (phys.c, section 6), no copy: realloc's move of
+ * a large block. Both folios stay what they were in the page map; only their contents
+ * change (src's n pages then read as zero).
+ *
  * Reference counts are atomics; folio_put() on a folio whose count is already 0 is
  * reported and does nothing.
  */
@@ -292,6 +297,34 @@ int folio_resize(struct folio *f, size_t npages)
 			     ? (unsigned int)(63 - __builtin_clzl(npages))
 			     : FOLIO_ORDER_NONE;
 	return 0;
+}
+
+/*
+ * The destination of a failed move whose frames the OS could not map again: out of the
+ * page map and out of use for good (never freed to the arena), its descriptor freed.
+ */
+static void md_folio_retire(struct folio *f)
+{
+	pages__retire(f->f_pfn, f->f_npages);
+	atomic_fetch_sub_explicit(&md_nr_folios, 1, memory_order_relaxed);
+	md__report("folio_move_pages: pfn %lu + %zu lost its mapping; kept out of use",
+		   f->f_pfn, f->f_npages);
+	kmem__free_trusted(md_folio_cache, f);
+}
+
+int folio_move_pages(struct folio *dst, struct folio *src, size_t npages)
+{
+	int rc;
+
+	if (!dst || !src || dst == src || npages == 0 || npages > src->f_npages ||
+	    npages > dst->f_npages)
+		return -EINVAL;
+	if (folio_ref_count(dst) != 1 || folio_ref_count(src) != 1)
+		return -EBUSY;
+	rc = md__frames_move(src->f_pfn, dst->f_pfn, npages);
+	if (rc == -EFAULT)
+		md_folio_retire(dst);
+	return rc;
 }
 
 int md__folio_verify(const struct folio *f, unsigned long index, memdesc_t md)

@@ -275,6 +275,23 @@ int folio_split(struct folio *f, unsigned int new_order);
  */
 int folio_resize(struct folio *f, size_t npages);
 
+/**
+ * folio_move_pages() - give the contents of the first @npages pages of @src to the
+ * first @npages pages of @dst without copying: the OS moves their page-table entries
+ * (mremap(2), phys.c section 6). The old contents of those pages of @dst are gone and
+ * those pages of @src then read as zero; both folios keep their pages and their place
+ * in the page map. For moving a large block (realloc); a process makes at most 1024
+ * moves, then copies.
+ *
+ * Context: the caller holds the only reference to each (refcount 1).
+ * Return: 0; -EINVAL (NULL, the same folio, 0 pages or more than either has); -EBUSY;
+ * -ENOMEM when the OS refused or the moves are used up (nothing changed: copy
+ * instead); -EFAULT, rare, when the OS failed and then could not map @dst's pages
+ * again: @dst has then been freed (its pages are kept out of use for good) and must not
+ * be used; @src is unchanged.
+ */
+int folio_move_pages(struct folio *dst, struct folio *src, size_t npages);
+
 /* ----------------------------------------------------------------------------- */
 /* Verification, statistics, giving memory back                                   */
 /* ----------------------------------------------------------------------------- */
@@ -318,6 +335,8 @@ int memdesc_verify(void);
 	X(chunk_map_failures, "chunk maps refused (limit, OS, fault injection)")        \
 	X(purges,             "madvise calls returning free pages")                    \
 	X(pages_purged,       "pages returned with madvise since start")              \
+	X(moves,              "folio_move_pages() calls that moved pages (mremap)")    \
+	X(pages_moved,        "pages they moved instead of copying")                   \
 	X(reclaims,           "reclaims before growing asked of the malloc layer")
 
 struct memdesc_stats {

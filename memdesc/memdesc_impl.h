@@ -83,6 +83,8 @@ struct md_phys {
 	atomic_size_t arena_pages;	/* pages allocated from page_arena right now */
 	atomic_size_t purges;		/* madvise calls */
 	atomic_size_t pages_purged;	/* pages given back with madvise */
+	atomic_size_t moves;		/* md__frames_move() calls that moved */
+	atomic_size_t pages_moved;	/* pages they moved */
 	uint64_t *bitmaps;		/* the bitmap table (phys.c, section 5) */
 	atomic_ulong *bitmap_flags;	/* bit n: page n of the table is committed */
 	atomic_size_t bitmap_pages;	/* pages of the table committed */
@@ -152,6 +154,14 @@ bool md__arena_joinable(unsigned long pfn, size_t npages, size_t next_npages);
  * 0, or -ENOMEM when no boundary tag can be had; nothing changed then.
  */
 int md__arena_split(unsigned long pfn, size_t npages, size_t at);
+/*
+ * Give the contents of frames [from, from + npages) to [to, to + npages) by moving
+ * page-table entries (phys.c, section 6); the source frames then read as zero. Both
+ * ranges committed and the caller's. 0; -ENOMEM when the OS refused or moves are used
+ * up (nothing changed: copy instead); -EFAULT when the destination could not be
+ * mapped again after a failed move: its frames must never be handed out.
+ */
+int md__frames_move(unsigned long from, unsigned long to, size_t npages);
 /* Tell the OS it may drop the contents of these frames (they stay mapped). */
 void md__purge_range(unsigned long pfn, size_t npages);
 
@@ -222,6 +232,12 @@ int pages__get_range(size_t npages, size_t align, unsigned int flags, unsigned l
 		     bool *zeroed);
 /* Frames of a whole allocation back (to the per-thread cache or the dirty list). */
 void pages__put_range(unsigned long pfn, size_t npages);
+/*
+ * Take [pfn, pfn + npages) out of the page map and out of use for good: the OS lost
+ * their mapping (folio_move_pages); the frames stay allocated from the arena, counted
+ * by memdesc_verify() as lost.
+ */
+void pages__retire(unsigned long pfn, size_t npages);
 /* Map every page of [pfn, pfn + npages) to md. 0 / -ENOMEM (nothing mapped). */
 int pages__publish(unsigned long pfn, size_t npages, memdesc_t md);
 /* Remove the mapping (exactly the entries pages__publish() made). Never allocates. */

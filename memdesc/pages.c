@@ -1300,6 +1300,15 @@ void pages__unpublish(unsigned long pfn, size_t npages)
 					  (long)npages, memory_order_relaxed);
 }
 
+/* Frames kept out of use for good: the OS lost their mapping (pages__retire). */
+static atomic_size_t md_lost_pages;
+
+void pages__retire(unsigned long pfn, size_t npages)
+{
+	pages__unpublish(pfn, npages);
+	atomic_fetch_add(&md_lost_pages, npages);
+}
+
 memdesc_t pfn_to_memdesc(unsigned long pfn)
 {
 	memdesc_t md;
@@ -1745,7 +1754,8 @@ int pages__verify(void)
 			      (size_t)atomic_load(&md_dirty_pages) +
 			      (size_t)atomic_load(&md_split_held) +
 			      (size_t)atomic_load(&md_rcu_pages) +
-			      (size_t)atomic_load(&md_block_free_pages);
+			      (size_t)atomic_load(&md_block_free_pages) +
+			      atomic_load(&md_lost_pages);
 
 		if (arena != vmem_size(md_phys.page_arena, VMEM_ALLOC)) {
 			md__report("memdesc_verify: %zu arena pages counted, vmem says %zu", arena,
@@ -1754,7 +1764,7 @@ int pages__verify(void)
 		}
 		if (arena != acct) {
 			md__report("memdesc_verify: %zu arena pages, but %zu mapped + cached + "
-				   "dirty + held + waiting for RCU", arena, acct);
+				   "dirty + held + waiting for RCU + lost", arena, acct);
 			bad = 1;
 		}
 	}

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -189,4 +190,18 @@ void mdt_sleep_ms(long ms)
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
 		;
+}
+
+bool mdt_os_moves_pages(void)
+{
+	size_t n = (size_t)sysconf(_SC_PAGESIZE);
+	char *r = mmap(NULL, 2 * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	bool ok;
+
+	ck_assert_ptr_ne(r, MAP_FAILED);
+	r[0] = 1;
+	ok = mremap(r, n, n, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, r + n) == r + n;
+	ok = ok && r[n] == 1 && r[0] == 0;
+	munmap(r, 2 * n);
+	return ok;
 }

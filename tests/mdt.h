@@ -7,6 +7,7 @@
  *   default to a smaller scale, because they run 3-15x slower and CI has a time budget;
  *   the plain build always runs the full counts the issues ask for.
  * - mdt_run(): runs a Check suite and turns its result into an exit code.
+ * - Probes of the environment the tests adapt to (mdt_os_moves_pages).
  */
 #ifndef MDT_H
 #define MDT_H
@@ -14,6 +15,7 @@
 #include "model/mdt_src.h"
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -78,5 +80,12 @@ void mdt_sleep_ms(long ms);
  */
 int mdt_run_self_as(const char *opts, const char *const *args, size_t as_bytes, char *err,
 		    size_t errlen);
+
+/*
+ * Whether this process can move pages with mremap(MREMAP_DONTUNMAP), as memdesc's
+ * folio_move_pages() does: Linux 5.7 and later can; valgrind refuses the flag (EINVAL),
+ * and memdesc then copies. Probed on a mapping of the test's own.
+ */
+bool mdt_os_moves_pages(void);
 
 #endif /* MDT_H */

@@ -617,6 +617,60 @@ START_TEST(test_realloc_doubling_in_place)
 END_TEST
 
 /*
+ * Two buffers grown by a quarter at a time, in turn, so that each stands in the other's
+ * way and must move: every byte written is read back after every step. Blocks of 256
+ * KiB and up move by page-table moves (folio_move_pages), not copies, where the OS
+ * can (mdt_os_moves_pages) and no debugging option (junk, guard) is on; the
+ * contents must come through either way, and the moved pages are not faulted in again.
+ */
+START_TEST(test_realloc_moves_pages)
+{
+	const char *opts = getenv("MEMDESC_OPTIONS");
+	bool can = mdt_os_moves_pages() && !(opts && (strstr(opts, "junk=1") ||
+						       strstr(opts, "guard=1")));
+	unsigned char *b[2] = { NULL, NULL };
+	size_t have[2] = { 0, 0 }, moved = 0;
+	struct memdesc_stats s0, s1;
+
+	md_malloc_trim(0);
+	memdesc_stats(&s0);
+	for (size_t size = 64 * 1024; size <= 16 * MiB; size += size / 4) {
+		for (int k = 0; k < 2; k++) {
+			unsigned char *q = md_realloc(b[k], size);
+
+			ck_assert_ptr_nonnull(q);
+			ck_assert_uint_ge(md_malloc_usable_size(q), size);
+			for (size_t i = 0; i < have[k]; i += 997)
+				ck_assert_uint_eq(q[i], (unsigned char)(i * 7 + k));
+			if (have[k])
+				ck_assert_uint_eq(q[have[k] - 1],
+						  (unsigned char)((have[k] - 1) * 7 + k));
+			moved += b[k] && q != b[k];
+			for (size_t i = have[k]; i < size; i++)
+				q[i] = (unsigned char)(i * 7 + k);
+			b[k] = q;
+			have[k] = size;
+		}
+	}
+	memdesc_stats(&s1);
+	ck_assert_uint_gt(moved, 4);
+	if (can) {
+		ck_assert_uint_gt(s1.moves, s0.moves);
+		ck_assert_uint_ge(s1.pages_moved - s0.pages_moved, 64 * (s1.moves - s0.moves));
+	} else {
+		ck_assert_uint_eq(s1.moves, s0.moves);
+	}
+	/* A shrink after the moves, and the frees. */
+	b[0] = md_realloc(b[0], MiB);
+	ck_assert_ptr_nonnull(b[0]);
+	ck_assert_uint_eq(b[0][MiB - 1], (unsigned char)((MiB - 1) * 7));
+	md_free(b[0]);
+	md_free(b[1]);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+/*
  * calloc of a large block clears what needs it, whichever the pages' source: the page
  * arena (zero already, FOLIO_ZEROED: nothing is cleared), the dirty list (written
  * pages, here the tail of a shrunk block full of 0xff: madvise with one thread, memset
@@ -1193,6 +1247,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_api, 0, (int)NWORKLOADS);
 	tcase_add_test(tc, test_realloc_in_place);
 	tcase_add_test(tc, test_realloc_doubling_in_place);
+	tcase_add_test(tc, test_realloc_moves_pages);
 	tcase_add_test(tc, test_calloc_every_source);
 	tcase_add_test(tc, test_aligned_small_class);
 	tcase_add_test(tc, test_large_cache_by_pages);

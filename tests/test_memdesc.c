@@ -11,6 +11,7 @@
 #include "xarray.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -516,6 +517,120 @@ START_TEST(test_folio_resize)
 	for (unsigned long p = folio_pfn(f) + 2; p < folio_pfn(f) + 8; p += 2)
 		folio_put(virt_to_folio(pfn_to_virt(p)));
 	folio_put(f);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+/* Page @i of [pfn, + n) filled with byte @c + i: a move that shifts pages shows. */
+static void fill_pages(unsigned long pfn, size_t n, unsigned char c)
+{
+	for (size_t i = 0; i < n; i++)
+		fill(pfn + i, 1, (unsigned char)(c + i));
+}
+
+static void check_pages(unsigned long pfn, size_t n, unsigned char c)
+{
+	for (size_t i = 0; i < n; i++)
+		check_fill(pfn + i, 1, (unsigned char)(c + i));
+}
+
+START_TEST(test_folio_move_pages)
+{
+	struct folio *src = folio_alloc_pages(80), *dst = folio_alloc_pages(100);
+	struct memdesc_stats a, b;
+	unsigned long sp, dp;
+
+	if (!mdt_os_moves_pages()) {
+		/* No move: -ENOMEM, nothing changed (the malloc layer copies). */
+		fill_pages(folio_pfn(src), 80, 0x10);
+		ck_assert_int_eq(folio_move_pages(dst, src, 70), -ENOMEM);
+		check_pages(folio_pfn(src), 80, 0x10);
+		folio_put(src);
+		folio_put(dst);
+		return;
+	}
+
+	ck_assert_ptr_nonnull(src);
+	ck_assert_ptr_nonnull(dst);
+	sp = folio_pfn(src);
+	dp = folio_pfn(dst);
+	fill_pages(sp, 80, 0x10);
+	fill(dp, 100, 0xee);
+	memdesc_stats(&a);
+	ck_assert_int_eq(folio_move_pages(dst, src, 70), 0);
+	memdesc_stats(&b);
+	ck_assert_uint_eq(b.moves, a.moves + 1);
+	ck_assert_uint_eq(b.pages_moved, a.pages_moved + 70);
+	check_pages(dp, 70, 0x10);		/* the moved pages, in order */
+	check_fill(dp + 70, 30, 0xee);		/* the rest of the destination is as it was */
+	check_fill(sp, 70, 0);			/* the source's moved pages read as zero */
+	check_pages(sp + 70, 10, 0x10 + 70);	/* its other pages are untouched */
+	/* Both stay mapped and writable, and in the page map as before. */
+	fill(sp, 80, 0x22);
+	check_fill(sp, 80, 0x22);
+	check_canonical(sp, 80, memdesc_mk(src, MEMDESC_FOLIO));
+	check_canonical(dp, 100, memdesc_mk(dst, MEMDESC_FOLIO));
+	ck_assert_int_eq(memdesc_verify(), 0);
+
+	ck_assert_int_eq(folio_move_pages(NULL, src, 1), -EINVAL);
+	ck_assert_int_eq(folio_move_pages(dst, NULL, 1), -EINVAL);
+	ck_assert_int_eq(folio_move_pages(dst, dst, 1), -EINVAL);
+	ck_assert_int_eq(folio_move_pages(dst, src, 0), -EINVAL);
+	ck_assert_int_eq(folio_move_pages(dst, src, 81), -EINVAL);
+	ck_assert_int_eq(folio_move_pages(src, dst, 81), -EINVAL);
+	folio_get(src);
+	ck_assert_int_eq(folio_move_pages(dst, src, 1), -EBUSY);
+	folio_put(src);
+	memdesc_stats(&a);
+	ck_assert_uint_eq(a.moves, b.moves);	/* refused calls moved nothing */
+	check_pages(dp, 70, 0x10);
+	folio_put(src);
+	folio_put(dst);
+	check_free(sp, 80);
+	check_free(dp, 100);
+	ck_assert_int_eq(memdesc_verify(), 0);
+}
+END_TEST
+
+/*
+ * A process moves at most 1024 times (phys.c, section 6; each move may leave two more
+ * mappings): then -ENOMEM with nothing changed. Check runs each test in a process of
+ * its own, so the moves counted are this test's.
+ */
+START_TEST(test_folio_move_pages_bounded)
+{
+	struct folio *f[2] = { folio_alloc_pages(4), folio_alloc_pages(4) };
+	struct memdesc_stats st;
+	unsigned int moved = 0, refused = 0;
+
+	ck_assert_ptr_nonnull(f[0]);
+	ck_assert_ptr_nonnull(f[1]);
+	if (!mdt_os_moves_pages()) {
+		ck_assert_int_eq(folio_move_pages(f[1], f[0], 4), -ENOMEM);
+		folio_put(f[0]);
+		folio_put(f[1]);
+		return;
+	}
+	fill(folio_pfn(f[0]), 4, 0x5c);
+	for (unsigned int i = 0; i < 1100; i++) {
+		int rc = folio_move_pages(f[(i + 1) & 1], f[i & 1], 4);
+
+		if (rc == 0) {
+			moved++;
+			continue;
+		}
+		ck_assert_int_eq(rc, -ENOMEM);
+		refused++;
+		break;
+	}
+	memdesc_stats(&st);
+	ck_assert_uint_eq(moved, 1024);
+	ck_assert_uint_eq(refused, 1);
+	ck_assert_uint_eq(st.moves, 1024);
+	check_fill(folio_pfn(f[moved & 1]), 4, 0x5c);	/* the contents went back and forth */
+	ck_assert_int_eq(folio_move_pages(f[1], f[0], 1), -ENOMEM);
+	folio_put(f[0]);
+	folio_put(f[1]);
 	ck_assert_int_eq(memdesc_verify(), 0);
 }
 END_TEST
@@ -1151,6 +1266,8 @@ static Suite *memdesc_suite(void)
 	tcase_add_test(tc, test_pages_resize);
 	tcase_add_test(tc, test_pages_resize_bad);
 	tcase_add_test(tc, test_folio_resize);
+	tcase_add_test(tc, test_folio_move_pages);
+	tcase_add_test(tc, test_folio_move_pages_bounded);
 	tcase_add_test(tc, test_pcache_and_purge);
 	tcase_add_test(tc, test_dirty_coalesce);
 	tcase_add_test(tc, test_dirty_coalesce_among_others);

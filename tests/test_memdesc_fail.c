@@ -3,12 +3,13 @@
  *
  * A workload (folios of many orders and sizes, a split, folios resized in place, objects
  * of a magazine cache and of a no-magazine cache) runs while the OS refuses the N-th
- * chunk map, while vmem refuses the N-th boundary-tag refill, and while the page-map node pool is empty and
- * the N-th node allocation fails, for every N in a range; and with memory exhausted at
- * the limit, so that every cache (the internal ones too) meets a slab boundary with no
- * memory. Every call must return a clean error (NULL and ENOMEM, -ENOMEM with the folio
- * unchanged) or succeed; nothing deadlocks (Check's timeout); after everything is freed
- * the counters are back to zero and memdesc_verify() passes.
+ * chunk map, while vmem refuses the N-th boundary-tag refill, and while the page-map node
+ * pool is empty and the N-th node allocation fails, for every N in a range; and with
+ * memory exhausted at the limit, so that every cache (the internal ones too) meets a slab
+ * boundary with no memory; and a move of pages that the OS fails half-way. Every call
+ * must return a clean error (NULL and ENOMEM, -ENOMEM with the folio unchanged) or
+ * succeed; nothing deadlocks (Check's timeout); after everything is freed the counters
+ * are back to zero and memdesc_verify() passes.
  *
  * Each test runs in its own process (Check forks), so each reads its own limit.
  */
@@ -418,6 +419,45 @@ START_TEST(test_split_failure_leaves_folio)
 }
 END_TEST
 
+/*
+ * A move the OS fails after it unmapped the destination (what FAULT_OS_MOVE injects):
+ * -ENOMEM, the source unchanged, the destination mapped again (writable, empty) and
+ * still the folio's; then the move goes through.
+ */
+START_TEST(test_move_failure_remaps)
+{
+	struct folio *src = folio_alloc_pages(16), *dst = folio_alloc_pages(16);
+	unsigned char *s, *d;
+	struct memdesc_stats a, b;
+
+	setup_caches();
+	REQ(src && dst);
+	s = folio_address(src);
+	d = folio_address(dst);
+	memset(s, 0x3c, 16 * MEMDESC_PAGE_SIZE);
+	memset(d, 0x4d, 16 * MEMDESC_PAGE_SIZE);
+	memdesc_stats(&a);
+	fault_arm(FAULT_OS_MOVE, 1, 1);
+	REQ(folio_move_pages(dst, src, 16) == -ENOMEM);
+	fault_disarm_all();
+	memdesc_stats(&b);
+	REQ(b.moves == a.moves && fault_injected(FAULT_OS_MOVE) == 1);
+	for (size_t i = 0; i < 16 * MEMDESC_PAGE_SIZE; i += 601)
+		REQ(s[i] == 0x3c && d[i] == 0);
+	memset(d, 0x5e, 16 * MEMDESC_PAGE_SIZE);
+	REQ(virt_to_folio(d + 15 * MEMDESC_PAGE_SIZE) == dst);
+	REQ(memdesc_verify() == 0);
+	if (mdt_os_moves_pages()) {
+		REQ(folio_move_pages(dst, src, 16) == 0);
+		for (size_t i = 0; i < 16 * MEMDESC_PAGE_SIZE; i += 601)
+			REQ(d[i] == 0x3c && s[i] == 0);
+	}
+	folio_put(src);
+	folio_put(dst);
+	check_clean();
+}
+END_TEST
+
 /* Memory exhausted at the limit: every cache meets its slab boundary with nothing left. */
 START_TEST(test_limit_exhaustion)
 {
@@ -549,6 +589,7 @@ int main(void)
 	tcase_add_test(tc, test_node_hook_failures);
 	tcase_add_test(tc, test_resize_out_of_tags_and_nodes);
 	tcase_add_test(tc, test_split_failure_leaves_folio);
+	tcase_add_test(tc, test_move_failure_remaps);
 	tcase_add_test(tc, test_limit_exhaustion);
 	tcase_add_test(tc, test_options_limit);
 	tcase_add_test(tc, test_env_limit);
