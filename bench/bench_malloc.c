@@ -17,6 +17,11 @@
  *                             one block grown from 1 B to 1 MiB by realloc, K bytes at a
  *                             time (K = 0: doubling), its last byte written at each
  *                             step, then freed; the time is per whole growth
+ * malloc/realloc_buffers/mib:M
+ *                             two buffers grown in turn by a quarter at a time from
+ *                             64 KiB to M MiB, every new byte written, then freed: each
+ *                             stands where the other would grow, so they move (read
+ *                             buffers, vectors, string builders); time per whole growth
  * malloc/large_churn/blocks:N  N live blocks of random sizes from 32 KiB + 1 to 256 KiB (the
  *                             large-block path): free a random one, allocate one of a new
  *                             random size, write its first byte; time per free+malloc
@@ -293,6 +298,46 @@ static void bm_large_churn(mdb_state *st)
 MDB_REGISTER(bm_large_churn, .name = "malloc/large_churn", .nargs = 2, .nsets = 4,
 	     .arg_names = (const char *const[]){ "alloc", "blocks" },
 	     .args = (const int64_t[]){ A4(64) });
+
+static void bm_realloc_buffers(mdb_state *st)
+{
+	const struct mdb_alloc *a = bm_alloc(st);
+	size_t max = (size_t)mdb_arg(st, 1) << 20;
+	int64_t moves = 0;
+
+	if (a == NULL)
+		return;
+	if (a->trim)
+		a->trim();
+	while (mdb_keep_running(st)) {
+		char *b[2] = { NULL, NULL };
+		size_t have = 0;
+
+		for (size_t size = 64 << 10; size <= max; size += size / 4) {
+			for (int k = 0; k < 2; k++) {
+				char *q = a->realloc(b[k], size);
+
+				if (q == NULL) {
+					mdb_skip_with_error(st, "realloc failed");
+					a->free(b[0]);
+					a->free(b[1]);
+					return;
+				}
+				moves += b[k] != NULL && q != b[k];
+				memset(q + have, k + 1, size - have);
+				b[k] = q;
+			}
+			have = size;
+		}
+		mdb_do_not_optimize(b[0]);
+		a->free(b[0]);
+		a->free(b[1]);
+	}
+	mdb_counter_per_iteration(st, "moves", (double)moves);
+}
+MDB_REGISTER(bm_realloc_buffers, .name = "malloc/realloc_buffers", .nargs = 2, .nsets = 4,
+	     .arg_names = (const char *const[]){ "alloc", "mib" },
+	     .args = (const int64_t[]){ A4(32) });
 
 /* ---- larson -------------------------------------------------------------------- */
 

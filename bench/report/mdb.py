@@ -40,10 +40,11 @@ PEERS = ("glibc", "jemalloc", "mimalloc")
 
 # Google Benchmark groups: filter, and a smaller filter for the smoke mode.
 GB_GROUPS = {
-    "malloc": ("^malloc/(pair|batch|producer_consumer|realloc_growth|large_churn|larson)/",
+    "malloc": ("^malloc/(pair|batch|producer_consumer|realloc_growth|realloc_buffers|"
+               "large_churn|larson)/",
                "^malloc/(pair/.*/size:(16|65536)|batch/.*/size:32/order:2|"
                "producer_consumer/.*/size:64/.*|realloc_growth/.*/step:0|"
-               "large_churn/.*|larson/.*/threads:2)$"),
+               "realloc_buffers/.*|large_churn/.*|larson/.*/threads:2)$"),
     "resident": ("^malloc/resident/", "^malloc/resident/"),
     "pages": ("^pages/", "^pages/(alloc_free/.*/pages:(1|17|512)|lookup/.*/MiB:64)$"),
     "metadata": ("^memdesc/meta/", "^memdesc/meta/single_page_folios"),
@@ -62,6 +63,8 @@ FAMILIES = {
                                  "ns per block, wall"),
     "malloc/realloc_growth": ("realloc from 1 B to 1 MiB, step bytes (0: doubling)",
                               "ns per whole growth"),
+    "malloc/realloc_buffers": ("two buffers grown in turn by 1/4 from 64 KiB to M MiB, "
+                               "every new byte written", "ns per whole growth"),
     "malloc/large_churn": ("N live blocks of random sizes, 32 KiB to 256 KiB: free a "
                            "random one, allocate a new one", "ns per free+malloc"),
     "malloc/larson": ("Larson server workload: random sizes 16 B-1 KiB, blocks freed by "
@@ -535,7 +538,8 @@ def cmd_check(a):
                     problems.append("%s %s: no number for %s" % (t["id"], r["row"], c))
     ids = {t["id"] for t in s["tables"]}
     want = {"malloc/pair", "malloc/batch", "malloc/producer_consumer",
-            "malloc/realloc_growth", "malloc/large_churn", "malloc/larson",
+            "malloc/realloc_growth", "malloc/realloc_buffers", "malloc/large_churn",
+            "malloc/larson",
             "malloc/resident",
             "pages/alloc_free", "pages/lookup", "memdesc/meta", "programs/time",
             "programs/rss"}
