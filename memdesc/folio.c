@@ -143,6 +143,32 @@ void folio_get(struct folio *f)
 	__atomic_fetch_add(&f->f_refcount, 1, __ATOMIC_RELAXED);
 }
 
+/* The last reference is gone: unmap @f, free it, then its frames (@empty: see below). */
+static void md_folio_free(struct folio *f, bool empty)
+{
+	unsigned long pfn = f->f_pfn;
+	size_t npages = f->f_npages;
+
+	pages__unpublish(pfn, npages);
+	atomic_fetch_sub_explicit(&md_nr_folios, 1, memory_order_relaxed);
+	/*
+	 * The descriptor first (the cache is type-stable: a racing reader still sees a
+	 * folio), then the pages: freeing the descriptor may need a new magazine, which
+	 * must not be carved from the pages just freed.
+	 */
+	kmem__free_trusted(md_folio_cache, f);
+	if (empty)
+		pages__release_empty(pfn, npages);
+	else
+		pages__release(pfn, npages);
+}
+
+void md__folio_put_empty(struct folio *f)
+{
+	if (__atomic_sub_fetch(&f->f_refcount, 1, __ATOMIC_ACQ_REL) == 0)
+		md_folio_free(f, true);
+}
+
 void folio_put(struct folio *f)
 {
 	long ref;
@@ -161,22 +187,8 @@ void folio_put(struct folio *f)
 		}
 	} while (!__atomic_compare_exchange_n(&f->f_refcount, &ref, ref - 1, true,
 					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
-	if (ref != 1)
-		return;
-	{
-		unsigned long pfn = f->f_pfn;
-		size_t npages = f->f_npages;
-
-		pages__unpublish(pfn, npages);
-		atomic_fetch_sub_explicit(&md_nr_folios, 1, memory_order_relaxed);
-		/*
-		 * The descriptor first (the cache is type-stable: a racing reader still
-		 * sees a folio), then the pages: freeing the descriptor may need a new
-		 * magazine, which must not be carved from the pages just freed.
-		 */
-		kmem__free_trusted(md_folio_cache, f);
-		pages__release(pfn, npages);
-	}
+	if (ref == 1)
+		md_folio_free(f, false);
 }
 
 struct folio *virt_to_folio(const void *addr)

@@ -162,6 +162,11 @@ int md__arena_split(unsigned long pfn, size_t npages, size_t at);
  * mapped again after a failed move: its frames must never be handed out.
  */
 int md__frames_move(unsigned long from, unsigned long to, size_t npages);
+/*
+ * folio_put() of a folio whose every page folio_move_pages() moved out and nobody wrote
+ * since (realloc's old block): its frames go back as zero frames (pages__release_empty).
+ */
+void md__folio_put_empty(struct folio *f);
 /* Tell the OS it may drop the contents of these frames (they stay mapped). */
 void md__purge_range(unsigned long pfn, size_t npages);
 
@@ -232,6 +237,13 @@ int pages__get_range(size_t npages, size_t align, unsigned int flags, unsigned l
 		     bool *zeroed);
 /* Frames of a whole allocation back (to the per-thread cache or the dirty list). */
 void pages__put_range(unsigned long pfn, size_t npages);
+/*
+ * Give back the frames of a whole allocation whose pages the OS holds none of (all moved
+ * out by md__frames_move, not written since): straight to the page arena, whose free
+ * frames are zero, not to the dirty list, which would count them resident and hand
+ * them out as written (pieces of a split folio take the usual way).
+ */
+void pages__release_empty(unsigned long pfn, size_t npages);
 /*
  * Take [pfn, pfn + npages) out of the page map and out of use for good: the OS lost
  * their mapping (folio_move_pages); the frames stay allocated from the arena, counted

@@ -1433,6 +1433,21 @@ void pages__release(unsigned long pfn, size_t npages)
 	pages__put_range(pfn, npages);
 }
 
+void pages__release_empty(unsigned long pfn, size_t npages)
+{
+	struct md_split *sp;
+
+	urcu_bp_read_lock();
+	sp = xa_load_rcu(&md_splitmap, pfn);
+	urcu_bp_read_unlock();
+	if (sp) {
+		pages__release(pfn, npages);
+		return;
+	}
+	MD_VG_NOACCESS(pfn_to_virt(pfn), npages << MD_PAGE_SHIFT);	/* free frames */
+	md__arena_free(pfn, npages);
+}
+
 /* ---- the API ------------------------------------------------------------------ */
 
 static bool md_valid_memdesc(memdesc_t md)

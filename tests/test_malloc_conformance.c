@@ -667,6 +667,14 @@ START_TEST(test_realloc_moves_pages)
 	md_free(b[0]);
 	md_free(b[1]);
 	ck_assert_int_eq(memdesc_verify(), 0);
+	/*
+	 * The ranges the moves emptied went back as zero frames: what calloc gets from them
+	 * without clearing (FOLIO_ZEROED) must be zero.
+	 */
+	b[0] = md_calloc(1, 48 * MiB);
+	ck_assert_ptr_nonnull(b[0]);
+	ck_assert(all_zero(b[0], 48 * MiB));
+	md_free(b[0]);
 }
 END_TEST
 
