@@ -33,8 +33,8 @@
  *    arena), a shrink keeps the block while at least half of it stays used, and a grow
  *    moves it; to keep a block grown step by step among other blocks from being copied
  *    at every step, a moved block gets 1/8 more pages than asked (the same 12.5%
- *    bound), so n steps copy O(log n) times. A block of 256 KiB or more moves without a
- *    copy: its pages go to the new block by page-table moves (folio_move_pages,
+ *    bound), so n steps copy O(log n) times. A block of 256 KiB or more that moves into
+ *    fresh pages is not copied: its pages go there by page-table moves (folio_move_pages,
  *    mremap), as glibc moves its mmap'ed chunks: malloc/realloc_buffers (two buffers
  *    grown a quarter at a time to 32 MiB, each in the other's way) 884 -> 177 ms, as
  *    each copy had faulted in the whole new block. Freed large blocks up to 32 MiB are

@@ -285,10 +285,11 @@ int folio_resize(struct folio *f, size_t npages);
  *
  * Context: the caller holds the only reference to each (refcount 1).
  * Return: 0; -EINVAL (NULL, the same folio, 0 pages or more than either has); -EBUSY;
- * -ENOMEM when the OS refused or the moves are used up (nothing changed: copy
- * instead); -EFAULT, rare, when the OS failed and then could not map @dst's pages
- * again: @dst has then been freed (its pages are kept out of use for good) and must not
- * be used; @src is unchanged.
+ * -ENOMEM when the OS refused or the moves are used up: @src is unchanged, copy
+ * instead (those pages of @dst may read as zero now: a failed move can drop them);
+ * -EFAULT, rare, when the OS failed and then could not map @dst's pages again: @dst has
+ * then been freed (its pages are kept out of use for good) and must not be used; @src
+ * is unchanged.
  */
 int folio_move_pages(struct folio *dst, struct folio *src, size_t npages);
 

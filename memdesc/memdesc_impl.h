@@ -158,8 +158,9 @@ int md__arena_split(unsigned long pfn, size_t npages, size_t at);
  * Give the contents of frames [from, from + npages) to [to, to + npages) by moving
  * page-table entries (phys.c, section 6); the source frames then read as zero. Both
  * ranges committed and the caller's. 0; -ENOMEM when the OS refused or moves are used
- * up (nothing changed: copy instead); -EFAULT when the destination could not be
- * mapped again after a failed move: its frames must never be handed out.
+ * up (the source unchanged, the destination's frames maybe zero now: copy instead);
+ * -EFAULT when the destination could not be mapped again after a failed move: its
+ * frames must never be handed out.
  */
 int md__frames_move(unsigned long from, unsigned long to, size_t npages);
 /*

@@ -61,7 +61,7 @@
  *    reads every source page; a move costs one call and no fault. realloc moves a
  *    large block that cannot grow in place this way (md_malloc.c): a buffer grown by
  *    25% at a time from 4 KiB to 256 MiB took 3.9 s and 315,000 page faults by copies,
- *    0.67 s and 58,900 by moves, as glibc (which moves its mmap'ed chunks with mremap).
+ *    0.65 s and 58,900 by moves, as glibc (which moves its mmap'ed chunks with mremap).
  *    The moved pages keep their mapping's page offset, which is not the destination's,
  *    so the kernel cannot merge them with the mapping around them: every move splits a
  *    mapping in three, two more VMAs, which stay until the range is decommitted. A
