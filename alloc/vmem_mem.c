@@ -167,6 +167,7 @@ void vmem__tags_put(vmem_seg_t *list, unsigned n)
 vmem_t *vmem__arena_get(void)
 {
 	vmem_t *vm = NULL;
+	bool fresh = false;
 
 	pthread_mutex_lock(&vmem_arena_lock);
 	if (vmem_arena_pool != NULL) {
@@ -174,11 +175,18 @@ vmem_t *vmem__arena_get(void)
 		vmem_arena_pool = vm->vm_poolnext;
 	} else if (vmem_boot_arenas_used < VMEM_BOOT_ARENAS) {
 		vm = &vmem_boot_arenas[vmem_boot_arenas_used++];
+		fresh = true;
 	}
 	pthread_mutex_unlock(&vmem_arena_lock);
 	if (vm == NULL)
 		return vmem_os_map(vmem_page_round(sizeof(*vm)));	/* zero-filled */
-	memset(vm, 0, sizeof(*vm));
+	/*
+	 * A boot struct never handed out is zero since the program was loaded: clearing
+	 * its 5.7 KiB again would fault in pages that vmem_init() does not write (one page
+	 * fault at every process start).
+	 */
+	if (!fresh)
+		memset(vm, 0, sizeof(*vm));
 	return vm;
 }
 
