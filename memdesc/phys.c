@@ -23,6 +23,10 @@
  *      md__arena_alloc_low() serves the allocator's own slabs from the committed spans'
  *      lowest window with room (pages.c, section 3): constrained allocations, which
  *      vmem never imports for.
+ *    Committed chunks are not marked MADV_HUGEPAGE, although they are 2 MiB-aligned: a
+ *    huge page is resident whole, and memdesc-mtwork (4 threads, 1,000,000 operations
+ *    each) measured 15,700 -> 300 page faults and 9% less time, but its peak resident
+ *    memory went from 60 to 108 MB, 1.3x glibc's (9 interleaved runs).
  *
  * 3. The limit
  *    Read once at initialisation, without allocating: MEMDESC_OPTIONS="limit=8G"
