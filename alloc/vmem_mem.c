@@ -161,42 +161,41 @@ void vmem__tags_put(vmem_seg_t *list, unsigned n)
 /**
  * vmem__arena_get() - a zeroed arena struct: recycled, from the boot pool, or mapped.
  *
+ * All three are zero already, so nothing is cleared here: a boot struct since the
+ * program was loaded (clearing its 5.7 KiB again would fault in pages vmem_init() does
+ * not write, one page fault at every process start), a mapped one by the OS, a recycled
+ * one by vmem__arena_put() but for its pool link.
+ *
  * Context: takes vmem_arena_lock; may map memory.
  * Return: the struct, or NULL when the OS refuses memory.
  */
 vmem_t *vmem__arena_get(void)
 {
 	vmem_t *vm = NULL;
-	bool fresh = false;
 
 	pthread_mutex_lock(&vmem_arena_lock);
 	if (vmem_arena_pool != NULL) {
 		vm = vmem_arena_pool;
 		vmem_arena_pool = vm->vm_poolnext;
+		vm->vm_poolnext = NULL;
 	} else if (vmem_boot_arenas_used < VMEM_BOOT_ARENAS) {
 		vm = &vmem_boot_arenas[vmem_boot_arenas_used++];
-		fresh = true;
 	}
 	pthread_mutex_unlock(&vmem_arena_lock);
 	if (vm == NULL)
-		return vmem_os_map(vmem_page_round(sizeof(*vm)));	/* zero-filled */
-	/*
-	 * A boot struct never handed out is zero since the program was loaded: clearing
-	 * its 5.7 KiB again would fault in pages that vmem_init() does not write (one page
-	 * fault at every process start).
-	 */
-	if (!fresh)
-		memset(vm, 0, sizeof(*vm));
+		vm = vmem_os_map(vmem_page_round(sizeof(*vm)));	/* zero-filled */
 	return vm;
 }
 
 /**
- * vmem__arena_put() - recycle an arena struct (kept for the next vmem_create()).
+ * vmem__arena_put() - recycle an arena struct (kept for the next vmem_create()),
+ * cleared here, outside the lock, so that every struct in the pool is zero but its link.
  *
  * Context: takes vmem_arena_lock; never fails.
  */
 void vmem__arena_put(vmem_t *vm)
 {
+	memset(vm, 0, sizeof(*vm));
 	pthread_mutex_lock(&vmem_arena_lock);
 	vm->vm_poolnext = vmem_arena_pool;
 	vmem_arena_pool = vm;
