@@ -408,9 +408,9 @@ START_TEST(test_fork_deferred)
 		md_rcu_call(&deferred[i].head, item_run);
 	md_rcu_stats(&st);
 	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
+	if (pid == 0)	/* no Check call in the child (test_md_rcu.c, test_fork_stress) */
 		_exit(deferred_child(st.spawns));
+	ck_assert_int_ge(pid, 0);
 	rc = wait_child(pid, 30);
 	ck_assert_msg(rc == 0, "child %s (%d)", rc < 0 ? "hung (killed)" : "failed", rc);
 	/* The parent's copies are its own: not run by the child, run once here. */
@@ -550,9 +550,9 @@ START_TEST(test_fork_reclaim_in_parent)
 	ck_assert_ptr_nonnull(reclaim_big);
 	ck_assert_int_eq(memdesc_reclaim_pending(), 1);
 	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
+	if (pid == 0)	/* no Check call in the child (test_md_rcu.c, test_fork_stress) */
 		_exit(memdesc_reclaim_pending() ? 40 : 0);
+	ck_assert_int_ge(pid, 0);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 40,
 		      "the child inherited the pending reclaim");
