@@ -210,7 +210,8 @@ def stats(values):
 
 
 def main():
-    """Run some workloads alone and print median times and ratios to glibc:
+    """Run some workloads alone and print median times and peak resident memory, and
+    their ratios to glibc's:
     programs.py --paths BUILD/bench/mdb_paths.json [--mode quick] [--runs N] fork,fork-heap8
     """
     import argparse
@@ -226,15 +227,17 @@ def main():
     if a.runs:
         SIZES[a.mode] = (a.runs,) + SIZES[a.mode][1:]
     recs = run(a.mode, paths, lambda *x: None, only=set(a.only.split(",")))
-    print("%-12s %s" % ("median s", " ".join("%10s" % al for al in ALLOCATORS))
-          + "   " + " ".join("%9s" % ("/" + al) for al in ALLOCATORS if al != "glibc"))
-    for w, per in summarize(recs).items():
-        med = {al: (stats(per[al]["t"]) or {}).get("median") for al in per}
-        g = med.get("glibc")
-        row = " ".join("%10.4f" % med[al] if med.get(al) else "%10s" % "-" for al in ALLOCATORS)
-        rat = " ".join("%9.2f" % (med[al] / g) if med.get(al) and g else "%9s" % "-"
-                       for al in ALLOCATORS if al != "glibc")
-        print("%-12s %s   %s" % (w, row, rat))
+    summary = summarize(recs)
+    for key, title, fmt in (("t", "median s", "%10.4f"), ("m", "peak MiB", "%10.1f")):
+        print("%-12s %s" % (title, " ".join("%10s" % al for al in ALLOCATORS))
+              + "   " + " ".join("%9s" % ("/" + al) for al in ALLOCATORS if al != "glibc"))
+        for w, per in summary.items():
+            med = {al: (stats(per[al][key]) or {}).get("median") for al in per}
+            g = med.get("glibc")
+            row = " ".join(fmt % med[al] if med.get(al) else "%10s" % "-" for al in ALLOCATORS)
+            rat = " ".join("%9.2f" % (med[al] / g) if med.get(al) and g else "%9s" % "-"
+                           for al in ALLOCATORS if al != "glibc")
+            print("%-12s %s   %s" % (w, row, rat))
 
 
 if __name__ == "__main__":
