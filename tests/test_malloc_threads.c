@@ -4,7 +4,9 @@
  * half for a later thread to free (cross-thread frees of blocks whose owner is gone).
  * Thread exit must hand each thread's magazines and page cache back: after the
  * threads and a trim, the pages in use are back to their starting count. Runs with no
- * thread ever registered anywhere.
+ * thread ever registered anywhere. And the large-block cache across a program's first
+ * pthread_create: used without locks while the process has one thread, with them after
+ * (md_malloc.c, md_lc_lock), its counts stay exact.
  */
 #include "mdt.h"
 #include "md_malloc.h"
@@ -17,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <urcu-bp.h>
@@ -185,6 +188,91 @@ static void forked_child_thread_exits(void)
 	_exit(ret ? 4 : 0);
 }
 
+/*
+ * Large blocks of 40 KiB to 1 MiB, eight live in @live, each round replacing one and
+ * freeing the one it replaced (the large-block cache takes it, the next malloc of a
+ * near size reuses it). Returns nonzero when a block had lost its contents.
+ */
+static int large_rounds(unsigned char **live, unsigned int seed, unsigned int rounds)
+{
+	for (unsigned int r = 0; r < rounds; r++) {
+		unsigned int k = (seed + r * 7) % 8;
+		size_t n = 40000 + (size_t)((seed * 2654435761u + r * 40503u) % 1000000u);
+		unsigned char *p = live[k];
+
+		if (p && p[0] != (unsigned char)(k + seed))
+			return 1;
+		md_free(p);
+		live[k] = md_malloc(n);
+		if (!live[k])
+			return 2;
+		live[k][0] = (unsigned char)(k + seed);
+	}
+	return 0;
+}
+
+static void *large_worker(void *arg)
+{
+	unsigned char *live[8] = { NULL };
+	unsigned int seed = (unsigned int)(uintptr_t)arg;
+	int rc = large_rounds(live, seed, 20000);
+
+	for (int k = 0; k < 8; k++)
+		md_free(live[k]);
+	return (void *)(uintptr_t)rc;
+}
+
+/*
+ * The child of test_large_cache_goes_threaded: the cache filled and used with one
+ * thread (no bucket lock taken), then by three threads at once, then trimmed; its
+ * counts are checked by md_malloc_verify() after each phase. Exit codes name the step.
+ */
+static void large_cache_goes_threaded(void)
+{
+	unsigned char *live[8] = { NULL };
+	struct md_malloc_stats ms;
+	pthread_t t[2];
+	void *ret;
+
+#if !defined(__SANITIZE_THREAD__)	/* TSan's runtime starts a thread of its own */
+	if (!__libc_single_threaded)
+		_exit(3);
+#endif
+	if (large_rounds(live, 1, 20000) || md_malloc_verify())
+		_exit(4);
+	md_malloc_stats(&ms);
+	if (ms.large_cached == 0)
+		_exit(5);	/* the rounds above did not go through the cache */
+	for (int i = 0; i < 2; i++)
+		if (pthread_create(&t[i], NULL, large_worker, (void *)(uintptr_t)(i + 2)))
+			_exit(6);
+	if (__libc_single_threaded || large_rounds(live, 1, 20000))
+		_exit(7);
+	for (int i = 0; i < 2; i++)
+		if (pthread_join(t[i], &ret) || ret)
+			_exit(8);
+	if (md_malloc_verify())
+		_exit(9);
+	for (int k = 0; k < 8; k++)
+		md_free(live[k]);
+	md_malloc_trim(0);
+	md_malloc_stats(&ms);
+	if (ms.large_cached != 0 || md_malloc_verify())
+		_exit(10);
+	_exit(0);
+}
+
+START_TEST(test_large_cache_goes_threaded)
+{
+	const char *args[] = { "largecache", "", NULL };
+	char err[4096];
+	int status = mdt_run_self("", args, err, sizeof(err));
+
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "child status %#x: %s", status, err);
+}
+END_TEST
+
 #if !defined(__SANITIZE_THREAD__)	/* see main() */
 /* Run a scenario in a fresh process (this program again): nothing of Check's is
  * there, so its exit(0) runs no sanitizer leak check over the test runner's state. */
@@ -212,6 +300,8 @@ int main(int argc, char **argv)
 	Suite *s;
 	TCase *tc;
 
+	if (argc == 4 && strcmp(argv[1], "--child") == 0 && strcmp(argv[2], "largecache") == 0)
+		large_cache_goes_threaded();
 	if (argc == 4 && strcmp(argv[1], "--child") == 0 && strcmp(argv[2], "lastthread") == 0) {
 		alarm(60);	/* a hang becomes SIGALRM */
 		if (strcmp(argv[3], "main_exits_first") == 0)
@@ -226,6 +316,7 @@ int main(int argc, char **argv)
 	tcase_set_timeout(tc, 110);
 	tcase_add_test(tc, test_thread_churn);
 	tcase_add_test(tc, test_exit_returns_magazines);
+	tcase_add_test(tc, test_large_cache_goes_threaded);
 #if !defined(__SANITIZE_THREAD__)
 	/* TSan's runtime keeps a thread of its own (started with the real pthread_create):
 	 * a process whose last user thread exits does not end under TSan. */
