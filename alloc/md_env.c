@@ -43,8 +43,10 @@
  *    No handshake with a thread: a fork costs one grace period (a membarrier and a
  *    scan of the readers) and a few uncontended mutexes.
  *    A process that never started a second thread skips all of it: glibc's
- *    __libc_single_threaded says so (cleared by the first pthread_create, md_rcu's
- *    worker included, never set again). With no other thread, and the forking thread
+ *    __libc_single_threaded says so (cleared by the first pthread_create, never set
+ *    again; md_rcu starts its worker only in a process that has threads already, and a
+ *    single-threaded one runs its deferred frees itself). With no other thread, and the
+ *    forking thread
  *    outside the allocator (depth 0: not a fork from a signal handler that interrupted
  *    a malloc), no lock of ours or of liburcu's is held and no deferred free runs, so
  *    the child's copy is consistent as it is; the three handlers then do nothing.

@@ -1,6 +1,7 @@
 /*
  * md_rcu.c: deferred frees after an RCU grace period, for the slab layer, the page map
- * and the malloc layer, with a worker thread that exists only while there is work.
+ * and the malloc layer, with a worker thread that exists only while there is work
+ * (and only in a process that has threads: one of a single thread runs them itself).
  *
  * 1. Why not liburcu's call_rcu
  *    liburcu-bp stays for the read side and for urcu_bp_synchronize_rcu(); its call_rcu
@@ -54,6 +55,18 @@
  *    MD_RCU_LINGER_MS plus a grace period, and glibc then ends the process).
  *    If pthread_create fails, the callbacks stay queued, want_worker stays set and the
  *    next kick tries again; md_rcu_barrier() runs them itself.
+ *    A process of one thread gets no worker: the kick runs the queue itself, in the
+ *    kicking thread, when that thread is in no read-side section (md_rcu_run_here;
+ *    glibc's __libc_single_threaded). Its grace period has no other reader to wait for:
+ *    a membarrier or two (python3 pywork.py: 26 membarrier calls, 180 us in all). A
+ *    thread of ours would clear __libc_single_threaded for good, and with it every
+ *    single-thread path taken on that flag: glibc's (stdio without locks), the fork
+ *    handlers' skip (md_env.c, section 3), the large-block cache's lock-free path
+ *    (md_malloc.c). pywork started and ended a worker 4 times per run, and forked
+ *    programs paid the handlers' full path from then on. Inside a read-side section (a
+ *    kick from a signal handler that interrupted a free's bare section, or a program of
+ *    its own using urcu-bp) the grace period would wait for the kicker itself: a
+ *    worker starts as before.
  *
  * 4. fork()
  *    The callbacks free into the allocator, so they run inside a read-side section
@@ -96,6 +109,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
+#include <sys/single_threaded.h>
 #include <time.h>
 
 #define MD_RCU_LINGER_MS 20	/* idle worker waits this long for more work, then ends */
@@ -303,6 +317,17 @@ static void *md_rcu_worker(void *arg)
 	return NULL;
 }
 
+/*
+ * Run the queue in the kicking thread instead of a worker (section 3): the process has
+ * this one thread (glibc's __libc_single_threaded) and it is in no read-side section
+ * (its own grace period would wait for it: a kick from a signal handler that
+ * interrupted a free's bare section, or a program of its own inside urcu-bp's).
+ */
+static bool md_rcu_run_here(void)
+{
+	return __libc_single_threaded && !urcu_bp_read_ongoing();
+}
+
 void md_rcu__spawn(void)
 {
 	pthread_attr_t attr;
@@ -317,6 +342,13 @@ void md_rcu__spawn(void)
 		return;
 	}
 	md_rcu.runner = true;
+	if (md_rcu_run_here()) {
+		while (md_rcu.head)
+			md_rcu_run_batch_locked();
+		md_rcu.runner = false;
+		pthread_mutex_unlock(&md_rcu.lock);
+		return;
+	}
 	pthread_mutex_unlock(&md_rcu.lock);
 
 	rc = pthread_attr_init(&attr);

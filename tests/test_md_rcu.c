@@ -2,7 +2,9 @@
  * test_md_rcu: memdesc's deferred frees (memdesc/md_rcu.c) on their own: a callback
  * runs only after every read-side section open when it was queued has ended (the
  * reader itself observes it), in queue order, exactly once; md_rcu_barrier(); many
- * producers; the worker ends when idle and a new one starts for new work; fork with a
+ * producers; the worker ends when idle and a new one starts for new work, in a process
+ * with threads; in a process of one thread the kick runs the queue itself (no thread
+ * started), unless that thread is in a read-side section; fork with a
  * batch taken but not run (the child runs it, the parent too, each in its own memory);
  * producers queueing while the main thread forks;
  * a process whose last threads call pthread_exit while callbacks are queued ends.
@@ -19,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -244,11 +247,22 @@ END_TEST
 
 /* ---- the worker's life ---------------------------------------------------------- */
 
+static void *no_work(void *arg)
+{
+	return arg;
+}
+
 START_TEST(test_worker_ends_and_restarts)
 {
 	struct md_rcu_stats a, b;
 	struct item it;
+	pthread_t t;
 
+	/* A worker runs only once the process has had a second thread (this one, joined:
+	 * glibc's __libc_single_threaded stays cleared); before, see test_run_here. */
+	ck_assert_int_eq(pthread_create(&t, NULL, no_work, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert(!__libc_single_threaded);
 	queue_item(&it, item_run);
 	ck_assert_int_eq(md_rcu_barrier(), 0);
 	ck_assert_msg(wait_worker_gone(30), "the idle worker did not end");
@@ -265,6 +279,59 @@ START_TEST(test_worker_ends_and_restarts)
 	ck_assert_msg(wait_worker_gone(30), "the idle worker did not end");
 }
 END_TEST
+
+/*
+ * The child of test_run_here, a fresh process of one thread: queued callbacks wait for a
+ * kick, which runs them in the kicking thread (no worker: the process stays
+ * single-threaded); inside a read-side section a kick starts a worker instead, which
+ * runs them once the section ends. Exit codes name the step.
+ */
+static int run_here_child(void)
+{
+	static struct item it[4];
+	struct md_rcu_stats a, b;
+
+	if (!__libc_single_threaded)
+		return 2;
+	md_rcu_stats(&a);
+	for (int i = 0; i < 4; i++)
+		queue_item(&it[i], item_run);
+	for (int i = 0; i < 4; i++)
+		if (atomic_load(&it[i].ran))
+			return 3;	/* queueing runs nothing */
+	md_rcu_kick();
+	for (int i = 0; i < 4; i++)
+		if (atomic_load(&it[i].ran) != 1)
+			return 4;
+	md_rcu_stats(&b);
+	if (b.worker || b.spawns != a.spawns || b.done != b.queued || !__libc_single_threaded)
+		return 5;
+	urcu_bp_read_lock();
+	queue_item(&it[0], item_run);
+	md_rcu_kick();
+	if (atomic_load(&it[0].ran))
+		return 6;	/* its own grace period would wait for this section */
+	md_rcu_stats(&b);
+	if (b.spawns != a.spawns + 1)
+		return 7;
+	urcu_bp_read_unlock();
+	if (md_rcu_barrier() != 0 || atomic_load(&it[0].ran) != 1)
+		return 8;
+	return 0;
+}
+
+#if !defined(__SANITIZE_THREAD__)	/* TSan's runtime has a thread of its own */
+START_TEST(test_run_here)
+{
+	const char *args[] = { "runhere", NULL };
+	char err[4096];
+	int status = mdt_run_self("", args, err, sizeof(err));
+
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x: %s",
+		      status, err);
+}
+END_TEST
+#endif
 
 /* ---- fork with a batch in flight --------------------------------------------------- */
 
@@ -557,6 +624,8 @@ int main(int argc, char **argv)
 
 	/* Before Check allocates anything: the child's exit(0) runs the leak check. */
 #if !defined(__SANITIZE_THREAD__)
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 && strcmp(argv[2], "runhere") == 0)
+		return run_here_child();
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 && strcmp(argv[2], "lastthreads") == 0) {
 		alarm(60);	/* a hang becomes SIGALRM */
 		last_threads_exit();
@@ -573,6 +642,9 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_callback_queues);
 	tcase_add_test(tc, test_producers);
 	tcase_add_test(tc, test_worker_ends_and_restarts);
+#if !defined(__SANITIZE_THREAD__)
+	tcase_add_test(tc, test_run_here);
+#endif
 	tcase_add_test(tc, test_fork_inflight);
 	tcase_add_test(tc, test_fork_stress);
 #if !defined(__SANITIZE_THREAD__)
