@@ -62,7 +62,7 @@
  *    thread of ours would clear __libc_single_threaded for good, and with it every
  *    single-thread path taken on that flag: glibc's (stdio without locks), the fork
  *    handlers' skip (md_env.c, section 3), the large-block cache's lock-free path
- *    (md_malloc.c). pywork started and ended a worker 4 times per run, and forked
+ *    (md_malloc.c). pywork started and ended a worker 3-4 times a run, and forked
  *    programs paid the handlers' full path from then on. Inside a read-side section (a
  *    kick from a signal handler that interrupted a free's bare section, or a program of
  *    its own using urcu-bp) the grace period would wait for the kicker itself: a
