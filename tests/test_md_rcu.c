@@ -280,6 +280,7 @@ START_TEST(test_worker_ends_and_restarts)
 }
 END_TEST
 
+#if !defined(__SANITIZE_THREAD__)	/* TSan's runtime has a thread of its own */
 /*
  * The child of test_run_here, a fresh process of one thread: queued callbacks wait for a
  * kick, which runs them in the kicking thread (no worker: the process stays
@@ -320,7 +321,6 @@ static int run_here_child(void)
 	return 0;
 }
 
-#if !defined(__SANITIZE_THREAD__)	/* TSan's runtime has a thread of its own */
 START_TEST(test_run_here)
 {
 	const char *args[] = { "runhere", NULL };
