@@ -46,10 +46,10 @@
  *    __libc_single_threaded says so (cleared by the first pthread_create, never set
  *    again; md_rcu starts its worker only in a process that has threads already, and a
  *    single-threaded one runs its deferred frees itself). With no other thread, and the
- *    forking thread
- *    outside the allocator (depth 0: not a fork from a signal handler that interrupted
- *    a malloc), no lock of ours or of liburcu's is held and no deferred free runs, so
- *    the child's copy is consistent as it is; the three handlers then do nothing.
+ *    forking thread outside the allocator (depth 0: not a fork from a signal handler
+ *    that interrupted a malloc), no lock of ours or of liburcu's is held and no
+ *    deferred free runs, so the child's copy is consistent as it is; the three
+ *    handlers then do nothing.
  *    Doing the work anyway cost every fork's child ~26 page faults: the handlers' code
  *    and data pages, copies on write of the locks they release, and liburcu-bp's lazy
  *    binding of what only a child calls. memdesc-forkbench, 2,000 forks, a child

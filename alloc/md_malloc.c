@@ -1508,10 +1508,9 @@ void md_free_aligned_sized(void *p, size_t align, size_t size)
  * zeroes them with no write (the kernel maps the zero page until they are touched): a
  * big calloc that the program never fully touches (Python's bytes(n)) then costs
  * neither a memset nor page faults. With more threads (kmem_threads: the program's,
- * not our md_rcu worker) each
- * madvise is a TLB shootdown on their CPUs and the pages fault again when filled:
- * mt_alloc spent 5% more time and took 41,000 minor faults instead of 17,700. A cached
- * block is resident and hot: memset.
+ * not our md_rcu worker) each madvise is a TLB shootdown on their CPUs and the pages
+ * fault again when filled: mt_alloc spent 5% more time and took 41,000 minor faults
+ * instead of 17,700. A cached block is resident and hot: memset.
  */
 #define MD_CALLOC_MADVISE ((size_t)128 << 10)
 

@@ -328,7 +328,7 @@ static bool md_rcu_run_here(void)
 	return __libc_single_threaded && !urcu_bp_read_ongoing();
 }
 
-void md_rcu__spawn(void)
+void md_rcu__kick_slow(void)
 {
 	pthread_attr_t attr;
 	pthread_t tid;

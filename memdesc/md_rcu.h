@@ -16,27 +16,31 @@ struct rcu_head;	/* liburcu's (urcu/call-rcu.h): a link and a function */
  * md_rcu_call() - run @func(@head) after a grace period: once every urcu-bp read-side
  * section that was open when this was called has ended.
  * @head: embedded in the object to free; untouched by the caller until @func runs.
- * @func: runs on the worker thread (or a md_rcu_barrier() caller), inside a read-side
+ * @func: runs on the worker thread, a md_rcu_barrier() caller or, in a process of one
+ *	thread, the thread that kicks (md_rcu_kick()), inside a read-side
  *	section that a fork waits out (md_rcu.c, section 4); it must not wait for a grace
  *	period and may queue further callbacks.
  * Context: any, read-side sections included; takes md_rcu's lock, never allocates and
- * never creates a thread (md_rcu_kick() does, at a point the caller knows is safe).
+ * never creates a thread and runs no callback (md_rcu_kick() does, at a point the caller
+ * knows is safe).
  */
 void md_rcu_call(struct rcu_head *head, void (*func)(struct rcu_head *));
 
 /* Set when callbacks wait and no worker runs them (md_rcu.c, section 3). */
 extern atomic_int md_rcu__want_worker;
-void md_rcu__spawn(void);
+void md_rcu__kick_slow(void);
 
 /**
- * md_rcu_kick() - start the worker if callbacks wait for one.
+ * md_rcu_kick() - have the waiting callbacks run, if no runner does: here, in a process
+ * of one thread outside any read-side section; else by a worker it starts.
  * Context: the caller holds no lock of memdesc or of the malloc layer and is in no md_
- * call (pthread_create mallocs); one relaxed load when there is nothing to do.
+ * call (pthread_create mallocs, the callbacks free); one relaxed load when there is
+ * nothing to do.
  */
 static inline void md_rcu_kick(void)
 {
 	if (__builtin_expect(atomic_load_explicit(&md_rcu__want_worker, memory_order_relaxed), 0))
-		md_rcu__spawn();
+		md_rcu__kick_slow();
 }
 
 /**
