@@ -18,9 +18,15 @@
  *    one page, the last, which also holds a bitmap kept in the slab, not two (python3
  *    -c pass: 92 KiB less resident). The slab is described by a struct slab (64 bytes)
  *    from kmem_slab_cache, mapped as MEMDESC_SLAB for every page of the slab.
- *    Layout: the smallest slab of at least 16 KiB and 8 objects (2 for objects over
- *    16 KiB) whose waste is at most 1/16; failing that up to 8 MiB, the least waste.
- *    A bitmap in the table takes no room in the slab (4 KiB objects: 8 in 32 KiB).
+ *    Layout: the smallest slab of at least 16 KiB and 8 objects whose waste is at most
+ *    1/16; failing that up to 8 MiB, the least waste. Objects of 8 KiB or more
+ *    (KMEM_BIG_OBJ) take 4 objects (2 from 16 KiB) and up to 1/4 waste: a slab's
+ *    room for objects not in use stays resident once used (python3 pywork kept a
+ *    128 KiB slab of 16 KiB objects, all touched, for one object), while the waste of
+ *    a big object's slab is mostly whole pages at the end that are never touched. So
+ *    26624-byte objects go 2 to a 64 KiB slab, not 19 to 512 KiB; python3 pywork's
+ *    peak: 150-250 KiB less. A bitmap in the table takes no room in the slab (4 KiB
+ *    objects: 8 in 32 KiB).
  *
  * 2. The struct-slab cache describes itself
  *    Object 0 of every slab of kmem_slab_cache is that slab's own struct slab: growing
@@ -73,6 +79,7 @@
 #define KMEM_MAX_SLAB_PAGES 2048u	/* 8 MiB */
 _Static_assert(((uint64_t)KMEM_MAX_SLAB_PAGES << MD_PAGE_SHIFT) <= UINT32_MAX,
 	       "kmem__obj_index: a slab's offsets fit 32 bits");
+#define KMEM_BIG_OBJ ((size_t)8 << 10)	/* objects of 2 pages or more: see section 1 */
 #define KMEM_EMPTY_MAX 4		/* empty slabs kept between reaps */
 #define KMEM_NR_STATIC 16
 
@@ -109,7 +116,7 @@ int kmem__cache_setup(struct kmem_cache *c, const char *name, size_t size, size_
 		      unsigned int flags)
 {
 	size_t stride, best_pages = 0, best_waste = SIZE_MAX;
-	size_t min_objs;
+	size_t min_objs, max_waste_div;
 	bool table;
 
 	if (!name || size == 0 || size > KMEM_MAX_SIZE || (align & (align - 1)) ||
@@ -118,7 +125,8 @@ int kmem__cache_setup(struct kmem_cache *c, const char *name, size_t size, size_
 	if (align < 16)
 		align = 16;
 	stride = (size + align - 1) & ~(align - 1);
-	min_objs = stride > (16u << 10) ? 2 : 8;
+	min_objs = stride >= KMEM_BIG_OBJ * 2 ? 2 : stride >= KMEM_BIG_OBJ ? 4 : 8;
+	max_waste_div = stride >= KMEM_BIG_OBJ ? 4 : 16;
 	for (size_t pages = 1; pages <= KMEM_MAX_SLAB_PAGES; pages <<= 1) {
 		size_t bytes = pages << MD_PAGE_SHIFT, n, waste;
 
@@ -128,7 +136,7 @@ int kmem__cache_setup(struct kmem_cache *c, const char *name, size_t size, size_
 		if (n < min_objs)
 			continue;
 		waste = bytes - n * stride;
-		if (waste * 16 <= bytes) {
+		if (waste * max_waste_div <= bytes) {
 			best_pages = pages;
 			break;
 		}

@@ -220,6 +220,52 @@ START_TEST(test_bitmap_places)
 }
 END_TEST
 
+/*
+ * Slab layout (slab.c section 1): objects under 8 KiB get 8 or more to a slab and at
+ * most 1/16 waste where a slab of up to 8 MiB allows it; objects of 8 KiB or more get
+ * the smallest slab with 4 of them (2 from 16 KiB) and at most 1/4 waste, so a slab
+ * of big objects stays small (26624 bytes: 2 in 64 KiB, not 19 in 512 KiB).
+ */
+START_TEST(test_layout_big_objects)
+{
+	static const struct { size_t size, pages, objs; } want[] = {
+		{ 8192, 8, 4 }, { 16384, 8, 2 }, { 24576, 16, 2 }, { 26624, 16, 2 },
+		{ 22528, 32, 5 }, { 32768, 16, 2 }, { 4096, 8, 8 }, { 3072, 8, 10 },
+	};
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		struct kmem_cache *c = kmem_cache_create("lay", want[i].size, 16, 0);
+		struct kmem_cache_stats st;
+
+		ck_assert_ptr_nonnull(c);
+		kmem_cache_stats(c, &st);
+		ck_assert_msg(st.slab_pages == want[i].pages && st.objs_per_slab == want[i].objs,
+			      "%zu-byte objects: %zu in %zu pages, want %zu in %zu", want[i].size,
+			      st.objs_per_slab, st.slab_pages, want[i].objs, want[i].pages);
+		kmem_cache_destroy(c);
+	}
+	/* Every size of 16 bytes' steps to 32 KiB: the bounds above. */
+	for (size_t size = 16; size <= 32768; size += 16) {
+		struct kmem_cache *c = kmem_cache_create("lay", size, 16, 0);
+		struct kmem_cache_stats st;
+		size_t bytes, waste;
+
+		ck_assert_ptr_nonnull(c);
+		kmem_cache_stats(c, &st);
+		bytes = st.slab_pages * 4096;
+		waste = bytes - st.objs_per_slab * size;
+		ck_assert_uint_ge(st.objs_per_slab, size >= 16384 ? 2 : size >= 8192 ? 4 : 8);
+		if (size >= 8192)
+			ck_assert_msg(waste * 4 <= bytes, "%zu: waste %zu of %zu", size, waste,
+				      bytes);
+		else if (st.slab_pages < 2048)
+			ck_assert_msg(waste * 16 <= bytes, "%zu: waste %zu of %zu", size, waste,
+				      bytes);
+		kmem_cache_destroy(c);
+	}
+}
+END_TEST
+
 START_TEST(test_many_objects)
 {
 	struct kmem_cache *c = kmem_cache_create("many", 48, 0, 0);
@@ -689,6 +735,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_alloc_free_sizes);
 	tcase_add_test(tc, test_bad_frees);
 	tcase_add_test(tc, test_bitmap_places);
+	tcase_add_test(tc, test_layout_big_objects);
 	tcase_add_test(tc, test_many_objects);
 	tcase_add_test(tc, test_cross_thread_and_exit);
 	tcase_add_test(tc, test_contention_grows_magazines);
