@@ -79,6 +79,9 @@ FAMILIES = {
     "memdesc/meta": ("metadata per MiB in use (bench_memdesc.c) against Linux's 64-byte "
                      "struct page per 4 KiB", "bytes per MiB"),
     "programs/time": ("real programs under LD_PRELOAD: wall time", "seconds"),
+    "programs/cpu": ("real programs under LD_PRELOAD: CPU time (user + system, the "
+                     "process and its children; less subject to the machine's load "
+                     "than wall time)", "seconds"),
     "programs/rss": ("real programs under LD_PRELOAD: peak resident memory (ru_maxrss)",
                      "MiB"),
 }
@@ -234,9 +237,11 @@ def gb_tables(doc, tables):
 
 def program_tables(records, tables):
     tt = tables.setdefault("programs/time", Table("programs/time", ["memdesc", *PEERS]))
+    tc = tables.setdefault("programs/cpu", Table("programs/cpu", ["memdesc", *PEERS]))
     tm = tables.setdefault("programs/rss", Table("programs/rss", ["memdesc", *PEERS]))
     for r in records:
         tt.add(r["workload"], r["allocator"], r["seconds"])
+        tc.add(r["workload"], r["allocator"], r.get("cpu_seconds"))
         tm.add(r["workload"], r["allocator"],
                None if r["maxrss_kib"] is None else r["maxrss_kib"] / 1024.0)
 
@@ -277,9 +282,10 @@ GEOMEAN_PROGRAMS = ("python3", "gcc", "sort", "mtwork")
 
 
 def geomean_row(t):
-    """For programs/time: the row of geometric means over GEOMEAN_PROGRAMS, when every
-    column has all of them (each ratio is then the ratio of the means), else None."""
-    if t["id"] != "programs/time":
+    """For programs/time and programs/cpu: the row of geometric means over
+    GEOMEAN_PROGRAMS, when every column has all of them (each ratio is then the ratio of
+    the means), else None."""
+    if t["id"] not in ("programs/time", "programs/cpu"):
         return None
     by_row = {r["row"]: r["values"] for r in t["rows"]}
     if any(w not in by_row for w in GEOMEAN_PROGRAMS):
@@ -433,11 +439,13 @@ def cmd_run(a):
             if g == "programs":
                 records = programs.run(a.mode, paths, progress)
                 with open(os.path.join(outdir, "programs.csv"), "w") as f:
-                    f.write("workload,allocator,run,seconds,maxrss_kib,status,output\n")
+                    f.write("workload,allocator,run,seconds,cpu_seconds,maxrss_kib,status,"
+                            "output\n")
                     for r in records:
-                        f.write("%s,%s,%d,%s,%s,%s,\"%s\"\n" % (
+                        f.write("%s,%s,%d,%s,%s,%s,%s,\"%s\"\n" % (
                             r["workload"], r["allocator"], r["run"],
                             "" if r["seconds"] is None else "%.4f" % r["seconds"],
+                            "" if r["cpu_seconds"] is None else "%.4f" % r["cpu_seconds"],
                             "" if r["maxrss_kib"] is None else r["maxrss_kib"],
                             r["status"], r["output"].replace('"', "'")))
                 program_tables(records, tables)
@@ -542,7 +550,7 @@ def cmd_check(a):
             "malloc/larson",
             "malloc/resident",
             "pages/alloc_free", "pages/lookup", "memdesc/meta", "programs/time",
-            "programs/rss"}
+            "programs/cpu", "programs/rss"}
     groups = set(s["meta"]["groups"])
     for tid in want:
         g = {"malloc/resident": "resident", "memdesc/meta": "metadata"}.get(

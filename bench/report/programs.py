@@ -28,6 +28,7 @@ preload tests (tests/preload/), when they are in the tree:
                          cycles, threads)
     mt_alloc             tests/preload/mt_alloc.c (8 threads, every malloc entry point)
 """
+import math
 import os
 import random
 import shutil
@@ -49,6 +50,7 @@ SIZES = {
 }
 
 ALLOCATORS = ("memdesc", "glibc", "jemalloc", "mimalloc")
+SHORT = {"memdesc": "md", "glibc": "gl", "jemalloc": "je", "mimalloc": "mi"}
 
 
 def _gen_c_file(path, k):
@@ -139,7 +141,11 @@ def run_order(r):
 
 
 def run_one(argv, cwd, env):
-    """Run once; return (seconds, peak RSS KiB, exit code, first output line)."""
+    """Run once; return (seconds, CPU seconds, peak RSS KiB, exit code, first output
+    line). CPU seconds: user + system time of the process and the children it waited
+    for, from wait4 like ru_maxrss. On a shared machine it varies less than wall time
+    (it leaves out the time spent waiting for a core), so it tells a real change from
+    the machine's load; wall time stays the figure the targets are stated in."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
@@ -153,7 +159,8 @@ def run_one(argv, cwd, env):
         if rc != 0:
             sys.stderr.write("\n%s failed (%d): %s\n"
                              % (argv[0], rc, err.read().decode(errors="replace")[-500:]))
-    return seconds, ru.ru_maxrss, rc, first[0] if first else ""
+    cpu = ru.ru_utime + ru.ru_stime
+    return seconds, cpu, ru.ru_maxrss, rc, first[0] if first else ""
 
 
 def run(mode, paths, progress, only=None):
@@ -172,16 +179,18 @@ def run(mode, paths, progress, only=None):
                     progress("programs", done, total, "%s under %s, run %d" % (name, alloc, r + 1))
                     if alloc != "glibc" and not lib:
                         records.append(dict(workload=name, allocator=alloc, run=r + 1,
-                                            seconds=None, maxrss_kib=None, status="missing",
+                                            seconds=None, cpu_seconds=None, maxrss_kib=None,
+                                            status="missing",
                                             output=""))
                         continue
                     env = dict(os.environ, **extra)
                     env.pop("LD_PRELOAD", None)
                     if lib:
                         env["LD_PRELOAD"] = lib
-                    sec, rss, rc, first = run_one(argv, cwd, env)
+                    sec, cpu, rss, rc, first = run_one(argv, cwd, env)
                     records.append(dict(workload=name, allocator=alloc, run=r + 1,
                                         seconds=sec if rc == 0 else None,
+                                        cpu_seconds=cpu if rc == 0 else None,
                                         maxrss_kib=rss if rc == 0 else None,
                                         status="ok" if rc == 0 else "exit %d" % rc,
                                         output=first))
@@ -193,9 +202,10 @@ def summarize(records):
     out = {}
     for rec in records:
         slot = out.setdefault(rec["workload"], {}).setdefault(
-            rec["allocator"], {"t": [], "m": [], "outputs": set()})
+            rec["allocator"], {"t": [], "c": [], "m": [], "outputs": set()})
         if rec["seconds"] is not None:
             slot["t"].append(rec["seconds"])
+            slot["c"].append(rec["cpu_seconds"])
             slot["m"].append(rec["maxrss_kib"] / 1024.0)
             slot["outputs"].add(rec["output"])
     return out
@@ -209,9 +219,25 @@ def stats(values):
             "n": len(values)}
 
 
+def print_geomean(summary, key, fmt):
+    """The row of geometric means of the workloads' medians (@key "t" or "c"), when
+    every allocator has a median for every workload."""
+    gm = {}
+    for al in ALLOCATORS:
+        meds = [(stats(per.get(al, {}).get(key, [])) or {}).get("median")
+                for per in summary.values()]
+        if all(meds):
+            gm[al] = math.exp(sum(math.log(m) for m in meds) / len(meds))
+    g = gm.get("glibc")
+    row = " ".join(fmt % gm[al] if al in gm else "%10s" % "-" for al in ALLOCATORS)
+    rat = " ".join("%9.2f" % (gm[al] / g) if al in gm and g else "%9s" % "-"
+                   for al in ALLOCATORS if al != "glibc")
+    print("%-12s %s   %s" % ("geomean", row, rat))
+
+
 def main():
-    """Run some workloads alone and print median times and peak resident memory, and
-    their ratios to glibc's:
+    """Run some workloads alone and print median wall times, CPU times (user + system)
+    and peak resident memory, and their ratios to glibc's:
     programs.py --paths BUILD/bench/mdb_paths.json [--mode quick] [--runs N] fork,fork-heap8
     """
     import argparse
@@ -228,9 +254,11 @@ def main():
         SIZES[a.mode] = (a.runs,) + SIZES[a.mode][1:]
     recs = run(a.mode, paths, lambda *x: None, only=set(a.only.split(",")))
     summary = summarize(recs)
-    for key, title, fmt in (("t", "median s", "%10.4f"), ("m", "peak MiB", "%10.1f")):
+    for key, title, fmt in (("t", "wall s", "%10.4f"), ("c", "cpu s", "%10.4f"),
+                            ("m", "peak MiB", "%10.1f")):
         print("%-12s %s" % (title, " ".join("%10s" % al for al in ALLOCATORS))
-              + "   " + " ".join("%9s" % ("/" + al) for al in ALLOCATORS if al != "glibc"))
+              + "   " + " ".join("%9s" % (SHORT[al] + "/glibc") for al in ALLOCATORS
+                                  if al != "glibc"))
         for w, per in summary.items():
             med = {al: (stats(per[al][key]) or {}).get("median") for al in per}
             g = med.get("glibc")
@@ -238,6 +266,8 @@ def main():
             rat = " ".join("%9.2f" % (med[al] / g) if med.get(al) and g else "%9s" % "-"
                            for al in ALLOCATORS if al != "glibc")
             print("%-12s %s   %s" % (w, row, rat))
+        if key != "m" and len(summary) > 1:
+            print_geomean(summary, key, fmt)
 
 
 if __name__ == "__main__":
