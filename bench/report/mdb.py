@@ -241,7 +241,7 @@ def program_tables(records, tables):
     tm = tables.setdefault("programs/rss", Table("programs/rss", ["memdesc", *PEERS]))
     for r in records:
         tt.add(r["workload"], r["allocator"], r["seconds"])
-        tc.add(r["workload"], r["allocator"], r.get("cpu_seconds"))
+        tc.add(r["workload"], r["allocator"], r["cpu_seconds"])
         tm.add(r["workload"], r["allocator"],
                None if r["maxrss_kib"] is None else r["maxrss_kib"] / 1024.0)
 
