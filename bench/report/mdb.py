@@ -80,8 +80,8 @@ FAMILIES = {
                      "struct page per 4 KiB", "bytes per MiB"),
     "programs/time": ("real programs under LD_PRELOAD: wall time", "seconds"),
     "programs/cpu": ("real programs under LD_PRELOAD: CPU time (user + system, the "
-                     "process and its children; less subject to the machine's load "
-                     "than wall time)", "seconds"),
+                     "process and its children; unlike wall time, not the time spent "
+                     "waiting for a core)", "seconds"),
     "programs/rss": ("real programs under LD_PRELOAD: peak resident memory (ru_maxrss)",
                      "MiB"),
 }

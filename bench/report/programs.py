@@ -143,9 +143,9 @@ def run_order(r):
 def run_one(argv, cwd, env):
     """Run once; return (seconds, CPU seconds, peak RSS KiB, exit code, first output
     line). CPU seconds: user + system time of the process and the children it waited
-    for, from wait4 like ru_maxrss. On a shared machine it varies less than wall time
-    (it leaves out the time spent waiting for a core), so it tells a real change from
-    the machine's load; wall time stays the figure the targets are stated in."""
+    for, from wait4 like ru_maxrss. It leaves out the time spent waiting for a core, so
+    where it disagrees with wall time the machine's load moved the wall time; wall time
+    stays the figure the targets are stated in."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
