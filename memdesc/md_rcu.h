@@ -17,9 +17,9 @@ struct rcu_head;	/* liburcu's (urcu/call-rcu.h): a link and a function */
  * section that was open when this was called has ended.
  * @head: embedded in the object to free; untouched by the caller until @func runs.
  * @func: runs on the worker thread, a md_rcu_barrier() caller or, in a process of one
- *	thread, the thread that kicks (md_rcu_kick()), inside a read-side
- *	section that a fork waits out (md_rcu.c, section 4); it must not wait for a grace
- *	period and may queue further callbacks.
+ *	thread, the thread that kicks (md_rcu_kick()), inside a read-side section that a
+ *	fork waits out (md_rcu.c, section 4); it must not wait for a grace period and may
+ *	queue further callbacks.
  * Context: any, read-side sections included; takes md_rcu's lock, never allocates and
  * never creates a thread and runs no callback (md_rcu_kick() does, at a point the caller
  * knows is safe).

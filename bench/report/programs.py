@@ -219,20 +219,25 @@ def stats(values):
             "n": len(values)}
 
 
-def print_geomean(summary, key, fmt):
-    """The row of geometric means of the workloads' medians (@key "t" or "c"), when
-    every allocator has a median for every workload."""
-    gm = {}
-    for al in ALLOCATORS:
-        meds = [(stats(per.get(al, {}).get(key, [])) or {}).get("median")
-                for per in summary.values()]
-        if all(meds):
-            gm[al] = math.exp(sum(math.log(m) for m in meds) / len(meds))
-    g = gm.get("glibc")
-    row = " ".join(fmt % gm[al] if al in gm else "%10s" % "-" for al in ALLOCATORS)
-    rat = " ".join("%9.2f" % (gm[al] / g) if al in gm and g else "%9s" % "-"
+def print_row(name, values, fmt):
+    """One line: @values (allocator -> number or None) by @fmt, then each one's ratio to
+    glibc's."""
+    g = values.get("glibc")
+    row = " ".join(fmt % values[al] if values.get(al) else "%10s" % "-" for al in ALLOCATORS)
+    rat = " ".join("%9.2f" % (values[al] / g) if values.get(al) and g else "%9s" % "-"
                    for al in ALLOCATORS if al != "glibc")
-    print("%-12s %s   %s" % ("geomean", row, rat))
+    print("%-12s %s   %s" % (name, row, rat))
+
+
+def geomeans(medians):
+    """Allocator -> geometric mean of its medians over the workloads (@medians: workload
+    -> allocator -> median or None), for the allocators with a median everywhere."""
+    out = {}
+    for al in ALLOCATORS:
+        meds = [per.get(al) for per in medians.values()]
+        if all(meds):
+            out[al] = math.exp(sum(math.log(m) for m in meds) / len(meds))
+    return out
 
 
 def main():
@@ -259,15 +264,12 @@ def main():
         print("%-12s %s" % (title, " ".join("%10s" % al for al in ALLOCATORS))
               + "   " + " ".join("%9s" % (SHORT[al] + "/glibc") for al in ALLOCATORS
                                   if al != "glibc"))
-        for w, per in summary.items():
-            med = {al: (stats(per[al][key]) or {}).get("median") for al in per}
-            g = med.get("glibc")
-            row = " ".join(fmt % med[al] if med.get(al) else "%10s" % "-" for al in ALLOCATORS)
-            rat = " ".join("%9.2f" % (med[al] / g) if med.get(al) and g else "%9s" % "-"
-                           for al in ALLOCATORS if al != "glibc")
-            print("%-12s %s   %s" % (w, row, rat))
-        if key != "m" and len(summary) > 1:
-            print_geomean(summary, key, fmt)
+        medians = {w: {al: (stats(per[al][key]) or {}).get("median") for al in per}
+                   for w, per in summary.items()}
+        for w, med in medians.items():
+            print_row(w, med, fmt)
+        if key != "m" and len(medians) > 1:
+            print_row("geomean", geomeans(medians), fmt)
 
 
 if __name__ == "__main__":
