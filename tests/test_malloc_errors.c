@@ -26,10 +26,12 @@ typedef void (*bad_fn)(void);
 static volatile uintptr_t bad_addr;
 static int addr_pipe[2];
 
-static void tell_addr(const void *p)
+/*
+ * The address goes as a number: a pointer to const would tell gcc (-O0) that the
+ * uninitialised bytes behind it are read.
+ */
+static void tell_addr(uintptr_t a)
 {
-	uintptr_t a = (uintptr_t)p;
-
 	if (write(addr_pipe[1], &a, sizeof(a)) != (ssize_t)sizeof(a))
 		_exit(90);
 }
@@ -80,7 +82,7 @@ static void double_free_magazine(void)
 	void *p = md_malloc(32);
 
 	md_free(p);	/* sits in this thread's magazine */
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	md_free(p);
 }
 
@@ -94,7 +96,7 @@ static void free_never_handed_out_above(void)
 {
 	char *p = md_malloc(48);
 
-	tell_addr(p + 48);
+	tell_addr((uintptr_t)(p + 48));
 	md_free(p + 48);
 }
 
@@ -102,7 +104,7 @@ static void free_never_handed_out_below(void)
 {
 	char *p = md_malloc(48);
 
-	tell_addr(p - 48);
+	tell_addr((uintptr_t)(p - 48));
 	md_free(p - 48);
 }
 
@@ -111,7 +113,7 @@ static void free_never_handed_out_above_table(void)
 {
 	char *p = md_malloc(1024);
 
-	tell_addr(p + 1024);
+	tell_addr((uintptr_t)(p + 1024));
 	md_free(p + 1024);
 }
 
@@ -119,7 +121,7 @@ static void free_never_handed_out_below_table(void)
 {
 	char *p = md_malloc(1024);
 
-	tell_addr(p - 1024);
+	tell_addr((uintptr_t)(p - 1024));
 	md_free(p - 1024);
 }
 
@@ -129,7 +131,7 @@ static void double_free_slab_table(void)
 
 	md_free(p);
 	md_malloc_trim(0);
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	md_free(p);
 	md_free(keep);
 }
@@ -140,7 +142,7 @@ static void double_free_slab(void)
 
 	md_free(p);
 	md_malloc_trim(0);	/* magazines to the depot, the depot to the slabs */
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	md_free(p);
 	md_free(keep);
 }
@@ -155,7 +157,7 @@ static void double_free_after_magazines_cycle(void)
 		q[i] = md_malloc(80);
 	for (int i = 0; i < 2000; i++)
 		md_free(q[i]);
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	md_free(p);
 }
 
@@ -164,7 +166,7 @@ static void double_free_large(void)
 	void *p = md_malloc(1 << 20);
 
 	md_free(p);
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	md_free(p);
 }
 
@@ -172,7 +174,7 @@ static void foreign_stack(void)
 {
 	char buf[64];
 
-	tell_addr(buf);
+	tell_addr((uintptr_t)buf);
 	md_free(buf);
 }
 
@@ -180,7 +182,7 @@ static void foreign_libc(void)
 {
 	void *p = malloc(64);	/* the C library's malloc: this program is not preloaded */
 
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	md_free(p);
 }
 
@@ -188,7 +190,7 @@ static char static_buf[256];
 
 static void foreign_static(void)
 {
-	tell_addr(static_buf + 16);
+	tell_addr((uintptr_t)(static_buf + 16));
 	md_free(static_buf + 16);
 }
 
@@ -196,7 +198,7 @@ static void interior_small(void)
 {
 	char *p = md_malloc(100);
 
-	tell_addr(p + 16);
+	tell_addr((uintptr_t)(p + 16));
 	md_free(p + 16);
 }
 
@@ -204,7 +206,7 @@ static void interior_small_odd(void)
 {
 	char *p = md_malloc(100);
 
-	tell_addr(p + 3);
+	tell_addr((uintptr_t)(p + 3));
 	md_free(p + 3);
 }
 
@@ -212,7 +214,7 @@ static void interior_large_page(void)
 {
 	char *p = md_malloc(100000);
 
-	tell_addr(p + 8192);
+	tell_addr((uintptr_t)(p + 8192));
 	md_free(p + 8192);
 }
 
@@ -220,7 +222,7 @@ static void interior_large_offset(void)
 {
 	char *p = md_malloc(100000);
 
-	tell_addr(p + 16);
+	tell_addr((uintptr_t)(p + 16));
 	md_free(p + 16);
 }
 
@@ -229,7 +231,7 @@ static void realloc_freed(void)
 	void *p = md_malloc(200);
 
 	md_free(p);
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	(void)!md_realloc(p, 400);
 }
 
@@ -239,7 +241,7 @@ static void realloc_freed_same_size(void)
 	void *p = md_malloc(200);
 
 	md_free(p);
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	(void)!md_realloc(p, 200);
 }
 
@@ -257,7 +259,7 @@ static void free_after_realloc_moved(void)
 	q = md_realloc(p, 600);
 	if (q == p || q[199] != 7)
 		abort();	/* not a move, or the contents were lost: no report, the test fails */
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	md_free(p);
 }
 
@@ -266,7 +268,7 @@ static void realloc_freed_large_same_size(void)
 	void *p = md_malloc(100000);
 
 	md_free(p);
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	(void)!md_realloc(p, 100000);
 }
 
@@ -274,7 +276,7 @@ static void realloc_interior_small(void)
 {
 	char *p = md_malloc(1000);
 
-	tell_addr(p + 16);
+	tell_addr((uintptr_t)(p + 16));
 	(void)!md_realloc(p + 16, 900);
 }
 
@@ -282,7 +284,7 @@ static void usable_size_interior(void)
 {
 	char *p = md_malloc(1000);
 
-	tell_addr(p + 32);
+	tell_addr((uintptr_t)(p + 32));
 	(void)md_malloc_usable_size(p + 32);
 }
 
@@ -290,7 +292,7 @@ static void free_sized_too_big(void)
 {
 	void *p = md_malloc(100);
 
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	md_free_sized(p, 1000);
 }
 
@@ -300,7 +302,7 @@ static void internal_object(void)
 	struct kmem_cache *c = kmem_cache_create("other", 64, 0, 0);
 	void *p = kmem_cache_alloc(c);
 
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	md_free(p);
 }
 
@@ -318,7 +320,7 @@ static void with_hook(void)
 
 	md_malloc_error_hook(hook);
 	md_free(p);
-	tell_addr(p);
+	tell_addr((uintptr_t)p);
 	md_free(p);
 }
 
