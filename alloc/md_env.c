@@ -20,7 +20,8 @@
  * 2. Options
  *    One table, MD_OPTIONS (md_malloc_impl.h), read once from MEMDESC_OPTIONS without
  *    allocating: comma-separated key=value, sizes with K/M/G/T. Unknown keys are
- *    skipped (they may belong to another layer: memdesc reads limit itself).
+ *    skipped (they may belong to another layer). memdesc reads limit and thp itself
+ *    (memdesc/phys.c) and reports their bad values; the table has them for verbose=1.
  *
  * 3. fork()
  *    A child must not inherit a lock held by a thread that does not exist in it.
@@ -117,7 +118,7 @@
 #include <urcu/urcu-bp.h>
 
 struct md_options md__opt = {
-#define MD_OPTION_DEFAULT(name, def, max, zero, doc) .name = (def),
+#define MD_OPTION_DEFAULT(name, def, max, zero, memdesc, doc) .name = (def),
 	MD_OPTIONS(MD_OPTION_DEFAULT)
 #undef MD_OPTION_DEFAULT
 };
@@ -298,7 +299,7 @@ static void md_options_read(void)
 	const char *p = getenv("MEMDESC_OPTIONS");
 
 	while (p && *p) {
-		const char *end = p, *eq;
+		const char *end = p, *eq, *why = NULL;
 		size_t klen, v;
 
 		while (*end && *end != ',')
@@ -306,14 +307,16 @@ static void md_options_read(void)
 		for (eq = p; eq < end && *eq != '='; eq++)
 			;
 		klen = (size_t)(eq - p);
-#define MD_OPTION_PARSE(name, def, max, zero, doc)                                       \
+#define MD_OPTION_PARSE(name, def, max, zero, memdesc, doc)                              \
 		if (klen == sizeof(#name) - 1 && memcmp(p, #name, klen) == 0) {          \
 			if (eq == end || md_parse_num(eq + 1, (size_t)(end - eq - 1), &v))     \
-				md_option_bad(p, (size_t)(end - p), "not a number");          \
+				why = "not a number";                                          \
 			else if (v > (size_t)(max))                                            \
-				md_option_bad(p, (size_t)(end - p), "out of range");          \
+				why = "out of range";                                          \
 			else                                                                   \
 				md__opt.name = v;                                              \
+			if (why && !(memdesc))                                                 \
+				md_option_bad(p, (size_t)(end - p), why);                      \
 		}
 		MD_OPTIONS(MD_OPTION_PARSE)
 #undef MD_OPTION_PARSE
@@ -323,7 +326,8 @@ static void md_options_read(void)
 		struct md_buf b = { .n = 0 };
 
 		md__buf_str(&b, "memdesc: options:");
-#define MD_OPTION_PRINT(name, def, max, zero, doc) md_option_print(&b, #name, md__opt.name, zero);
+#define MD_OPTION_PRINT(name, def, max, zero, memdesc, doc)                              \
+		md_option_print(&b, #name, md__opt.name, zero);
 		MD_OPTIONS(MD_OPTION_PRINT)
 #undef MD_OPTION_PRINT
 		md__buf_str(&b, "\n");

@@ -32,6 +32,10 @@
  *   abort=0|1     abort after reporting a bad free (default 1)
  *   junk=0|1      fill new blocks with 0xa5 and freed blocks with 0x5a (default 0)
  *   verbose=0|1   report option values and init failures on stderr (default 0)
+ *   guard=0|1     a canary after every block, checked on free and realloc (default 0)
+ *   thp=0|1|2     huge pages for the heap: 0 as the kernel's setting says, 1 advised
+ *                 (MADV_HUGEPAGE), 2 refused (MADV_NOHUGEPAGE) (default 0; read by
+ *                 memdesc/phys.c, section 2)
  */
 #ifndef MEMDESC_MD_MALLOC_H
 #define MEMDESC_MD_MALLOC_H

@@ -26,21 +26,25 @@
 
 /*
  * Options, declared once: the struct, the defaults, the parser and the verbose
- * printer are generated from this table. X(name, default, max, zero, doc); every value
- * is an unsigned number (sizes take K/M/G/T suffixes); @zero is what verbose=1 prints
- * for 0 when 0 means something other than the number (NULL: the number).
+ * printer are generated from this table. X(name, default, max, zero, memdesc, doc);
+ * every value is an unsigned number (sizes take K/M/G/T suffixes); @zero is what
+ * verbose=1 prints for 0 when 0 means something other than the number (NULL: the
+ * number). @memdesc: memdesc reads the option itself (memdesc/phys.c) and reports its
+ * bad values; here it is parsed only for verbose=1, so a bad value is said once.
  */
 #define MD_OPTIONS(X)                                                                   \
-	X(stats,   0, 1,        NULL,      "print statistics on stderr at exit")         \
-	X(limit,   0, SIZE_MAX, "default", "most bytes committed from the OS (read by "  \
-					   "memdesc; 0: its own default)")              \
-	X(abort,   1, 1,        NULL,      "abort after reporting a bad free")           \
-	X(junk,    0, 1,        NULL,      "fill new blocks with 0xa5, freed ones with 0x5a") \
-	X(verbose, 0, 1,        NULL,      "report option values and init failures on stderr") \
-	X(guard,   0, 1,        NULL,      "canary after each block, checked on free and realloc")
+	X(stats,   0, 1,        NULL,      0, "print statistics on stderr at exit")      \
+	X(limit,   0, SIZE_MAX, "default", 1, "most bytes committed from the OS (0: "    \
+					      "memdesc's default)")                      \
+	X(abort,   1, 1,        NULL,      0, "abort after reporting a bad free")        \
+	X(junk,    0, 1,        NULL,      0, "fill new blocks with 0xa5, freed ones with 0x5a") \
+	X(verbose, 0, 1,        NULL,      0, "report option values and init failures on stderr") \
+	X(guard,   0, 1,        NULL,      0, "canary after each block, checked on free and realloc") \
+	X(thp,     0, 2,        NULL,      1, "huge pages for the heap: 0 as the kernel says, " \
+					      "1 advised, 2 refused")
 
 struct md_options {
-#define MD_OPTION_FIELD(name, def, max, zero, doc) size_t name;
+#define MD_OPTION_FIELD(name, def, max, zero, memdesc, doc) size_t name;
 	MD_OPTIONS(MD_OPTION_FIELD)
 #undef MD_OPTION_FIELD
 };

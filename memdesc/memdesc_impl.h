@@ -74,6 +74,7 @@ struct md_phys {
 	uintptr_t base;			/* first byte of frame 0 (chunk-aligned) */
 	unsigned long nr_pfns;		/* frames in the reserved address space */
 	size_t limit;			/* limit on committed bytes */
+	unsigned int thp;		/* MD_THP_*: huge-page advice for committed chunks */
 	vmem_t *os_arena;		/* pfns of the reservation, quantum one chunk */
 	vmem_t *page_arena;		/* pfns, quantum one page, imports from os_arena */
 	atomic_size_t committed;	/* bytes committed (chunks mapped read-write) */
@@ -91,6 +92,11 @@ struct md_phys {
 };
 
 extern struct md_phys md_phys;
+
+/* md_phys.thp, MEMDESC_OPTIONS thp= (phys.c, section 2). */
+#define MD_THP_KERNEL 0u	/* no advice: the kernel's setting decides */
+#define MD_THP_ALWAYS 1u	/* MADV_HUGEPAGE */
+#define MD_THP_NEVER 2u		/* MADV_NOHUGEPAGE */
 
 /*
  * The bitmap table (phys.c, section 5): one word per MD_BITMAP_PAGES frames, for the

@@ -26,15 +26,24 @@ malloc_test(test_malloc_diff)
 target_sources(test_malloc_diff PRIVATE model/malloc_model.c)
 malloc_test(test_malloc_stress)
 malloc_test(test_malloc_guard)
-# No false positives of guard=1: the conformance and differential suites again with it
-# (without their fault-injection sweeps, which tests/fault.cmake runs once).
-foreach(t test_malloc_conformance test_malloc_diff)
-  add_test(NAME ${t}_guard COMMAND ${t})
-  set_tests_properties(${t}_guard PROPERTIES TIMEOUT 120 LABELS malloc
-                       ENVIRONMENT "MEMDESC_OPTIONS=guard=1;CK_EXCLUDE_TAGS=fault;CK_DEFAULT_TIMEOUT=120;${MEMDESC_SANITIZER_ENV}")
+# A test program again under MEMDESC_OPTIONS=@opts, as ${t}_@suffix (without its
+# fault-injection sweeps, which tests/fault.cmake runs once).
+function(malloc_test_again t suffix opts)
+  add_test(NAME ${t}_${suffix} COMMAND ${t})
+  set_tests_properties(${t}_${suffix} PROPERTIES TIMEOUT 120 LABELS malloc
+                       ENVIRONMENT "MEMDESC_OPTIONS=${opts};CK_EXCLUDE_TAGS=fault;CK_DEFAULT_TIMEOUT=120;${MEMDESC_SANITIZER_ENV}")
   if(MEMDESC_SANITIZE MATCHES "thread")
-    set_property(TEST ${t}_guard APPEND PROPERTY ENVIRONMENT "TSAN_OPTIONS=${MEMDESC_TSAN_OPTIONS}:die_after_fork=0")
+    set_property(TEST ${t}_${suffix} APPEND PROPERTY ENVIRONMENT "TSAN_OPTIONS=${MEMDESC_TSAN_OPTIONS}:die_after_fork=0")
   endif()
+endfunction()
+# No false positives of guard=1: the conformance and differential suites again with it.
+foreach(t test_malloc_conformance test_malloc_diff)
+  malloc_test_again(${t} guard guard=1)
+endforeach()
+# The heap in huge pages (thp=1: purges and page-table moves then cut huge pages):
+# the conformance suite (sizes to 64 MiB, realloc's moves) and the stress test.
+foreach(t test_malloc_conformance test_malloc_stress)
+  malloc_test_again(${t} thp thp=1)
 endforeach()
 
 # Real programs under LD_PRELOAD (tests/preload/run.sh): python3, a multi-threaded C

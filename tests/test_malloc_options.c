@@ -3,8 +3,9 @@
  * this program (/proc/self/exe) with the option set and a case name, so that the
  * allocator starts with it, and checks the child's stderr and exit status: stats=1
  * prints the statistics at exit, verbose=1 the option values, junk=1 fills blocks,
- * abort=0 reports a bad free and goes on, limit= bounds memory, and malformed values
- * are reported and ignored. Under an address-space limit (RLIMIT_AS, set before the
+ * abort=0 reports a bad free and goes on, limit= bounds memory, thp= advises huge pages
+ * for the heap or refuses them (the kernel's flags of the heap's mapping, read from
+ * /proc/self/smaps), and malformed values are reported, once, and ignored. Under an address-space limit (RLIMIT_AS, set before the
  * child's exec) the allocator starts with a smaller limit, and fails cleanly when it
  * cannot start at all. Sanitizer runtimes reserve terabytes of shadow at start, so
  * those cases run in the plain build only.
@@ -13,6 +14,8 @@
 #include "md_malloc.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,41 @@ static int child_rlimit(size_t too_big)
 	return 0;
 }
 
+/*
+ * The huge-page flags of the mapping that holds a block of 64 KiB: 'h' for "hg"
+ * (MADV_HUGEPAGE), 'n' for "nh" (MADV_NOHUGEPAGE), '-' for neither; 0 when the block
+ * or its mapping's flags could not be had.
+ */
+static char child_thp_flags(void)
+{
+	unsigned char *p = md_malloc((size_t)64 << 10);
+	uintptr_t a = (uintptr_t)p;
+	char line[512], flags = 0;
+	bool in = false;
+	FILE *f;
+
+	if (!p)
+		return 0;
+	p[0] = 1;
+	f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char sep;
+
+		if (sscanf(line, "%lx-%lx%c", &lo, &hi, &sep) == 3 && sep == ' ') {
+			in = a >= lo && a < hi;
+		} else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			flags = strstr(line, " hg") ? 'h' : strstr(line, " nh") ? 'n' : '-';
+			break;
+		}
+	}
+	fclose(f);
+	md_free(p);
+	return flags;
+}
+
 /* The child side: returns the exit code. */
 static int child(const char *what)
 {
@@ -53,6 +91,11 @@ static int child(const char *what)
 	if (strcmp(what, "alloc") == 0) {
 		md_free(md_malloc(100));
 		return 0;
+	}
+	if (strcmp(what, "thp-flags") == 0) {
+		char flags = child_thp_flags();
+
+		return flags == 'h' ? 1 : flags == 'n' ? 2 : flags == '-' ? 0 : 99;
 	}
 	if (strcmp(what, "junk") == 0) {
 		unsigned char *p = md_malloc(64);
@@ -112,6 +155,16 @@ static int child(const char *what)
 	return 99;
 }
 
+/* How many times @needle occurs in @hay. */
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
 /* Run ourselves with MEMDESC_OPTIONS=@opts in case @what; return stderr, status. */
 static int run(const char *opts, const char *what, char *err, size_t errlen)
 {
@@ -149,7 +202,7 @@ END_TEST
 
 START_TEST(test_verbose_and_bad_values)
 {
-	int st = run("verbose=1,stats=x,junk=7,abort=1,unknown=3,limit=9Q", "alloc", out,
+	int st = run("verbose=1,stats=x,junk=7,abort=1,unknown=3,limit=9Q,thp=7", "alloc", out,
 		     sizeof(out));
 
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -157,7 +210,13 @@ START_TEST(test_verbose_and_bad_values)
 		      "stderr: %s", out);
 	ck_assert_msg(strstr(out, "MEMDESC_OPTIONS: junk=7: out of range, ignored"),
 		      "stderr: %s", out);
-	ck_assert_msg(strstr(out, "memdesc: options: stats=0 limit=default abort=1 junk=0 verbose=1"),
+	ck_assert_msg(strstr(out, "memdesc: options: stats=0 limit=default abort=1 junk=0 verbose=1 "
+			      "guard=0 thp=0"), "stderr: %s", out);
+	/* memdesc's own options: reported by memdesc, once each. */
+	ck_assert_int_eq(count_of(out, "limit"), 2);	/* the report and the options line */
+	ck_assert_msg(strstr(out, "MEMDESC_OPTIONS: bad limit '9Q', ignored"), "stderr: %s", out);
+	ck_assert_int_eq(count_of(out, "thp"), 2);
+	ck_assert_msg(strstr(out, "MEMDESC_OPTIONS: bad thp '7' (0, 1 or 2), ignored"),
 		      "stderr: %s", out);
 	/* No statistics: stats=x was ignored. */
 	ck_assert_ptr_null(strstr(out, "malloc statistics"));
@@ -187,6 +246,28 @@ START_TEST(test_limit)
 	int st = run("limit=16M", "limit", out, sizeof(out));
 
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, out);
+}
+END_TEST
+
+/*
+ * thp=1 marks the heap's mapping MADV_HUGEPAGE, thp=2 MADV_NOHUGEPAGE, and thp=0 (the
+ * default) neither: the kernel's own setting decides. A kernel built without
+ * transparent huge pages has neither flag to show: skipped there.
+ */
+START_TEST(test_thp)
+{
+	static const char *const opts[] = { "thp=0", "thp=1", "thp=2", "" };
+	static const int want[] = { 0, 1, 2, 0 };
+
+	if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
+		return;
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		int st = run(opts[i], "thp-flags", out, sizeof(out));
+
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == want[i], "'%s': status %#x: %s",
+			      opts[i], st, out);
+		ck_assert_msg(strstr(out, "memdesc") == NULL, "'%s': stderr: %s", opts[i], out);
+	}
 }
 END_TEST
 
@@ -262,6 +343,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_junk);
 	tcase_add_test(tc, test_no_abort);
 	tcase_add_test(tc, test_limit);
+	tcase_add_test(tc, test_thp);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 	tcase_add_test(tc, test_init_failure);
 	tcase_add_test(tc, test_rlimit_default);
