@@ -5,10 +5,11 @@
  * prints the statistics at exit, verbose=1 the option values, junk=1 fills blocks,
  * abort=0 reports a bad free and goes on, limit= bounds memory, thp= advises huge pages
  * for the heap or refuses them (the kernel's flags of the heap's mapping, read from
- * /proc/self/smaps), and malformed values are reported, once, and ignored. Under an address-space limit (RLIMIT_AS, set before the
- * child's exec) the allocator starts with a smaller limit, and fails cleanly when it
- * cannot start at all. Sanitizer runtimes reserve terabytes of shadow at start, so
- * those cases run in the plain build only.
+ * /proc/self/smaps), and malformed values are reported, once, and ignored. Under an
+ * address-space limit (RLIMIT_AS, set before the child's exec) the allocator starts
+ * with a smaller limit, and fails cleanly when it cannot start at all. Sanitizer
+ * runtimes reserve terabytes of shadow at start, so those cases run in the plain build
+ * only.
  */
 #include "mdt.h"
 #include "md_malloc.h"
