@@ -599,16 +599,20 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
  * request for n pages looks at up to MD_LC_SCAN blocks of n's bucket for one of >= n
  * pages, then takes any block of the next bucket (>= n pages by construction), so a
  * reused block is at most 25% too big. The cache holds at most max(MD_LC_MIN_BYTES,
- * a quarter of the pages allocated from the page arena), or one block of any size up
- * to MD_LC_MAX_PAGES when it is empty (a program that frees and allocates one 4 MiB
+ * half the pages allocated from the page arena), or one block of any size up to
+ * MD_LC_MAX_PAGES when it is empty (a program that frees and allocates one 4 MiB
  * buffer over and over reuses it); beyond that a free goes to the page allocator.
  * Random sizes spread over many buckets, and a request finds its bucket empty unless
  * the cache holds a block or two for most of them: with an eighth, malloc/large_churn
  * (64 live blocks of 32 to 256 KiB, one replaced at a time) missed in 46% of its
  * allocations and turned every miss into page-map stores, purges and page faults,
- * 612 ns per free+malloc (glibc 214); with a quarter, 18% and 275 ns. A half missed
- * 1% (85 ns), but kept 6-10% more of mt_alloc's and alloc_heavy.py's peak resident;
- * a quarter 2.5% and 0.3%.
+ * 612 ns per free+malloc (glibc 214); with a quarter, 18% and 275 ns. The quarter sat
+ * on a cliff: where a fault costs ~10 us (this VM on 2026-12-02) it took 920 ns, with
+ * 20,900 madvise calls and 18,300 page faults in a 0.3 s run (a third: 364 ns, 13,200
+ * calls), a half 60 ns and 820 calls (mimalloc 159 ns). A half was measured on
+ * 2026-11-30 as keeping 6-10% more of mt_alloc's and alloc_heavy.py's peak; on
+ * 2026-12-02, 3 runs each: alloc_heavy.py 43.5 against 42.4 MB (glibc's 59.7),
+ * mt_alloc, memdesc-mtwork, pywork and cc1 the same within 0.6%.
  * What it holds is resident and serves only large requests of nearly its own size, so
  * it is emptied, into the page allocator's dirty list (still resident, but joined with
  * its free neighbours and carved for any size), whenever the page allocator took fresh
@@ -767,7 +771,7 @@ static void *md_lc_take(size_t np, size_t *got)
 static bool md_lc_put(void *p, size_t np)
 {
 	struct md_lc_bucket *bk;
-	size_t cap = atomic_load_explicit(&md_phys.arena_pages, memory_order_relaxed) / 4;
+	size_t cap = atomic_load_explicit(&md_phys.arena_pages, memory_order_relaxed) / 2;
 	size_t held = atomic_load_explicit(&md_lc_pages, memory_order_relaxed);
 	bool locked;
 
