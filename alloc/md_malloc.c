@@ -609,7 +609,7 @@ static int md_lookup(void *p, const char *fn, bool freeing, struct md_block *blk
  * 612 ns per free+malloc (glibc 214); with a quarter, 18% and 275 ns. The quarter sat
  * on a cliff: where a fault costs ~10 us (this VM on 2026-12-02) it took 920 ns, with
  * 20,900 madvise calls and 18,300 page faults in a 0.3 s run (a third: 364 ns, 13,200
- * calls), a half 60 ns and 820 calls (mimalloc 159 ns). A half was measured on
+ * calls), a half 44-66 ns and 820 calls (mimalloc 159 ns). A half was measured on
  * 2026-11-30 as keeping 6-10% more of mt_alloc's and alloc_heavy.py's peak; on
  * 2026-12-02, 3 runs each: alloc_heavy.py 43.5 against 42.4 MB (glibc's 59.7),
  * mt_alloc, memdesc-mtwork, pywork and cc1 the same within 0.6%.
