@@ -1025,6 +1025,57 @@ START_TEST(test_large_cache_shed_on_growth)
 END_TEST
 
 /*
+ * The cache sheds its smallest blocks first (md_malloc.c md_lc_shed): the largest stay
+ * for requests of their size, which a dirty list of pieces would not serve. A block of
+ * 480 pages and four of 40 are cached; with the dirty list empty and the arena under
+ * 8 MiB it takes 512 pages without purging (pages.c, section 3). A slab of a new class
+ * then takes fresh pages, and the next allocation's reclaim sheds: the four small ones
+ * (160 pages), not the large one, which a request of its size gets back. Largest first,
+ * the 480 and one 40 would have gone. A live block of 700 pages holds the cache's bound
+ * (half the arena) above the 640 pages cached.
+ */
+START_TEST(test_large_cache_sheds_small_first)
+{
+	enum { BIG = 480, SMALL = 40, NSMALL = 4, BALLAST = 700 };
+	struct memdesc_stats st;
+	void *ballast, *big, *small[NSMALL], *x, *y, *again;
+
+	md_malloc_trim(0);
+	ballast = md_malloc(lc_bytes(BALLAST));
+	big = md_malloc(lc_bytes(BIG));
+	ck_assert_ptr_nonnull(ballast);
+	ck_assert_ptr_nonnull(big);
+	memset(big, 1, lc_bytes(BIG));
+	for (int i = 0; i < NSMALL; i++) {
+		small[i] = md_malloc(lc_bytes(SMALL));
+		ck_assert_ptr_nonnull(small[i]);
+		memset(small[i], 2, lc_bytes(SMALL));
+	}
+	(void)memdesc_reclaim_due();	/* the fresh pages above asked for one: taken here */
+	md_free(big);
+	for (int i = 0; i < NSMALL; i++)
+		md_free(small[i]);
+	ck_assert_uint_eq(lc_cached(), (size_t)(BIG + NSMALL * SMALL) * 4096);
+	memdesc_stats(&st);
+	ck_assert_uint_lt(st.pages_arena_alloc, 2048);	/* the dirty list's bound is its floor */
+	ck_assert_uint_eq(memdesc_dirty_room(), 512);
+	x = md_malloc(3000);		/* a new class: a fresh slab, which asks for a reclaim */
+	ck_assert_ptr_nonnull(x);
+	y = md_malloc(5000);		/* its reclaim sheds; its slab reuses the shed pages */
+	ck_assert_ptr_nonnull(y);
+	ck_assert_uint_eq(lc_cached(), (size_t)BIG * 4096);
+	again = md_malloc(lc_bytes(BIG));
+	ck_assert_ptr_eq(again, big);
+	md_free(again);
+	md_free(x);
+	md_free(y);
+	md_free(ballast);
+	ck_assert_int_eq(md_malloc_verify(), 0);
+	md_malloc_trim(0);
+}
+END_TEST
+
+/*
  * md_malloc_trim() frees the page-map nodes kept for free pages (memdesc_prune): the map
  * keeps a chunk's empty nodes while the chunk is committed, and one live block keeps it
  * committed. 256 blocks of 40-400 KiB, every fourth kept: every chunk keeps a block, so
@@ -1262,6 +1313,7 @@ int main(void)
 	tcase_add_test(tc, test_large_cache_reclaimed);
 	tcase_add_test(tc, test_reclaim_before_growing);
 	tcase_add_test(tc, test_large_cache_shed_on_growth);
+	tcase_add_test(tc, test_large_cache_sheds_small_first);
 	tcase_add_test(tc, test_trim_prunes_page_map);
 	tcase_add_test(tc, test_depot_batch_kept);
 	tcase_add_test(tc, test_depot_idle_reaped);
