@@ -991,10 +991,11 @@ static void md_idle_reap_maybe(void)
  * purged and faulted in again (64,600 -> 86,500 minor faults). Then the large-block cache,
  * as much as the dirty list takes without purging, smallest blocks first (md_lc_shed;
  * pushing the list over its bound would purge, and the purged pages fault again at once
- * when the growth reuses them). Run at the start of every allocation of the general paths (md_alloc_class,
- * md_alloc_pages): malloc, calloc (pywork's bytes objects), realloc and the aligned family
- * alike; one relaxed load when nothing is due. @taking_pages (md_alloc_pages, about to
- * ask the page allocator): the idle reap is due anyway.
+ * when the growth reuses them). Run at the start of every allocation of the general
+ * paths (md_alloc_class, md_alloc_pages): malloc, calloc (pywork's bytes objects),
+ * realloc and the aligned family alike; one relaxed load when nothing is due.
+ * @taking_pages (md_alloc_pages, about to ask the page allocator): the idle reap is due
+ * anyway.
  * md__enter() held, no lock.
  */
 static void md_reclaim_maybe(bool taking_pages)

@@ -899,9 +899,10 @@ END_TEST
  * "the cache of freed large blocks"): 64 blocks of 40..292 KiB (about 10.6 MiB) are
  * freed, the cache keeps half the arena of them (less one block at most: the next
  * would not fit; an eighth missed most requests of random sizes, a quarter thrashed
- * where faults are dear), the dirty list a quarter, the rest is purged; 8 MiB of small blocks then need slabs, the page
- * allocator asks for a reclaim, the cache sheds what the dirty list can take without
- * purging, and the slabs reuse those pages: at least 1 MiB of the 8 is not mapped anew.
+ * where faults are dear), the dirty list a quarter, the rest is purged; 8 MiB of small
+ * blocks then need slabs, the page allocator asks for a reclaim, the cache sheds what
+ * the dirty list can take without purging, and the slabs reuse those pages: at least
+ * 1 MiB of the 8 is not mapped anew.
  */
 START_TEST(test_large_cache_reclaimed)
 {
